@@ -1,0 +1,13 @@
+/** Unit and integration tests across the workspaces; type-checking is `npm run typecheck`. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/shared', '<rootDir>/executor', '<rootDir>/api', '<rootDir>/test'],
+  testMatch: ['**/test/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  moduleNameMapper: { '^@decisum/shared$': '<rootDir>/shared/src/index.ts' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+  },
+  testTimeout: 60_000,
+  maxWorkers: 2,
+};

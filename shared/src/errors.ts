@@ -1,0 +1,87 @@
+/** Stable error codes: clients and tests match on these, never on messages. */
+export const ERROR_CODES = [
+  'VALIDATION',
+  'PATH_OUTSIDE_DATA_DIR',
+  'FILE_NOT_FOUND',
+  'FILE_ACCESS_DENIED',
+  'FILE_CHANGED',
+  'NOT_FOUND',
+  'JOB_NOT_FOUND',
+  'JOB_FINISHED',
+  'NON_NUMERIC',
+  'RAGGED_ROW',
+  'UNTERMINATED_QUOTE',
+  'NOT_TEXT',
+  'EMPTY_FILE',
+  'LINE_TOO_LONG',
+  'STORAGE_UNAVAILABLE',
+  'BROKER_UNAVAILABLE',
+  'STORE_UNAVAILABLE',
+  'DELIVERY_LIMIT',
+  'POISON_MESSAGE',
+  'CANCELLED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface AppErrorOptions {
+  status?: number;
+  /** Expected errors are the user's (bad input); unexpected ones are ours and logged loudly. */
+  expected?: boolean;
+  /** Permanent errors fail a job at once; the rest are retried. */
+  permanent?: boolean;
+  row?: number;
+  column?: string;
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly expected: boolean;
+  readonly permanent: boolean;
+  readonly row?: number;
+  readonly column?: string;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.expected = options.expected ?? this.status < 500;
+    this.permanent = options.permanent ?? this.expected;
+    this.row = options.row;
+    this.column = options.column;
+    this.details = options.details;
+  }
+}
+
+/** A job error that retrying cannot fix: bad data, a missing file. */
+export function permanentError(code: ErrorCode, message: string, options: Omit<AppErrorOptions, 'permanent'> = {}): AppError {
+  return new AppError(code, message, { status: 422, expected: true, ...options, permanent: true });
+}
+
+export function isPermanent(err: unknown): boolean {
+  return err instanceof AppError && err.permanent;
+}
+
+/** The shape a failed job and an HTTP problem both carry. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  row?: number;
+  column?: string;
+}
+
+export function toErrorBody(err: unknown): ErrorBody {
+  if (err instanceof AppError) {
+    const body: ErrorBody = { code: err.code, message: err.message };
+    if (err.row !== undefined) body.row = err.row;
+    if (err.column !== undefined) body.column = err.column;
+    return body;
+  }
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+
+/** One schema per thing that crosses a boundary: the HTTP body, the queue message, the stored job. */
+
+export const DELIMITERS = [',', ';', '\t', '|'] as const;
+export type Delimiter = (typeof DELIMITERS)[number];
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export const JobOptionsSchema = z.object({
+  step: z.number().int().min(1).max(1_000_000).default(10).describe('sum every step-th data column'),
+  offset: z.number().int().min(0).max(1_000_000).default(0).describe('0-based position of the first summed data column'),
+  delimiter: z.enum(DELIMITERS).optional().describe('field delimiter; detected from the header when absent'),
+  header: z.boolean().optional().describe('whether the first row is a header; true when absent'),
+});
+export type JobOptions = z.infer<typeof JobOptionsSchema>;
+
+export const JobSubmissionSchema = z
+  .object({
+    file: z
+      .string()
+      .min(1, 'file is required')
+      .max(4096)
+      .describe('s3://bucket/key, or a path relative to DATA_DIR (also file:reports/a.csv)'),
+    step: JobOptionsSchema.shape.step,
+    offset: JobOptionsSchema.shape.offset,
+    delimiter: z
+      .enum([...DELIMITERS, 'auto'])
+      .optional()
+      .transform((d) => (d === 'auto' ? undefined : d))
+      .describe('one of , ; | or a tab; "auto" or absent to detect'),
+    header: z
+      .union([z.boolean(), z.literal('auto')])
+      .optional()
+      .transform((h) => (h === 'auto' ? undefined : h))
+      .describe('whether the first row is a header; "auto" or absent means true'),
+  })
+  .strict();
+export type JobSubmission = z.infer<typeof JobSubmissionSchema>;
+
+export const ColumnSumSchema = z.object({
+  name: z.string(),
+  index: z.number().int().describe('0-based field index in the record'),
+  sum: z.string().describe('exact decimal sum'),
+  value: z.number().describe('nearest double to sum'),
+  count: z.number().int().describe('non-empty cells summed'),
+});
+export type ColumnSum = z.infer<typeof ColumnSumSchema>;
+
+export const JobResultSchema = z.object({
+  rows: z.number().int(),
+  columns: z.array(ColumnSumSchema),
+});
+export type JobResult = z.infer<typeof JobResultSchema>;
+
+export const JobErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  row: z.number().int().optional(),
+  column: z.string().optional(),
+});
+export type JobError = z.infer<typeof JobErrorSchema>;
+
+export const ProgressSchema = z.object({
+  bytesRead: z.number().int(),
+  bytesTotal: z.number().int(),
+  rows: z.number().int(),
+});
+export type Progress = z.infer<typeof ProgressSchema>;
+
+export const JobSchema = z.object({
+  id: z.string(),
+  status: z.enum(JOB_STATUSES),
+  file: z.string(),
+  options: JobOptionsSchema,
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  attempts: z.number().int(),
+  progress: ProgressSchema,
+  result: JobResultSchema.optional(),
+  error: JobErrorSchema.optional(),
+});
+export type Job = z.infer<typeof JobSchema>;
+
+/** The queue message: just enough to find the job; Redis holds the truth. */
+export const JobMessageSchema = z.object({
+  id: z.string().min(1),
+  file: z.string().min(1),
+  options: JobOptionsSchema,
+});
+export type JobMessage = z.infer<typeof JobMessageSchema>;
+
+export const ActiveCountSchema = z.object({
+  active: z.number().int(),
+  queued: z.number().int(),
+  running: z.number().int(),
+});
+export type ActiveCount = z.infer<typeof ActiveCountSchema>;
