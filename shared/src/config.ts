@@ -41,6 +41,9 @@ const schema = z.object({
   READ_IDLE_TIMEOUT_MS: int(100).default(30_000),
   READ_BACKOFF_MS: int(1).default(200),
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
+  RETRY_BACKOFF_MS: int(0).default(1000),
+  EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
+  DECISUM_TEST_CRASH_AFTER_WRITE: bool.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -57,7 +60,15 @@ export interface Config {
     credentials?: { accessKeyId: string; secretAccessKey: string };
   };
   prefix: string;
-  executor: { concurrency: number; threads: number };
+  executor: {
+    concurrency: number;
+    threads: number;
+    /** 0 turns the executor's /metrics server off. */
+    metricsPort: number;
+    retryBackoffMs: number;
+    /** Fault injection for the crash tests only. */
+    crashAfterWrite: boolean;
+  };
   jobs: {
     maxAttempts: number;
     leaseMs: number;
@@ -102,7 +113,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           : undefined,
     },
     prefix: e.DECISUM_PREFIX,
-    executor: { concurrency: e.EXECUTOR_CONCURRENCY, threads: e.EXECUTOR_THREADS },
+    executor: {
+      concurrency: e.EXECUTOR_CONCURRENCY,
+      threads: e.EXECUTOR_THREADS,
+      metricsPort: e.EXECUTOR_METRICS_PORT,
+      retryBackoffMs: e.RETRY_BACKOFF_MS,
+      crashAfterWrite: e.DECISUM_TEST_CRASH_AFTER_WRITE,
+    },
     jobs: {
       maxAttempts: e.MAX_ATTEMPTS,
       leaseMs: e.LEASE_MS,

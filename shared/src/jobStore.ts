@@ -1,0 +1,396 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { AppError, type ErrorBody } from './errors';
+import {
+  FINAL_STATUSES,
+  type ActiveCount,
+  type Job,
+  type JobOptions,
+  type JobResult,
+  type JobStatus,
+  type Progress,
+} from './job';
+
+/**
+ * Redis is the record of every job. Keys under `{prefix}:`:
+ *   job:{id}   hash: the job's fields, JSON where structured
+ *   jobs       zset seq → id, for listing newest first
+ *   queued     zset id → created ms: jobs waiting for an executor
+ *   running    zset id → lease expiry ms: only live leases count as running
+ *   outbox     zset id → created ms: recorded but not yet confirmed by the broker
+ *   idem:{key} id of the job an Idempotency-Key created
+ * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one.
+ */
+
+const SCRIPTS = {
+  create: {
+    keys: 6, // job, jobs, queued, outbox, seq, idem
+    lua: `
+      if ARGV[7] == '1' then
+        local existing = redis.call('GET', KEYS[6])
+        if existing and redis.call('EXISTS', KEYS[1]:gsub('[^:]+$', existing)) == 1 then return {0, existing} end
+      end
+      local seq = redis.call('INCR', KEYS[5])
+      redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
+        'createdAt', ARGV[4], 'attempts', 0, 'seq', seq)
+      redis.call('ZADD', KEYS[2], seq, ARGV[1])
+      redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+      redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+      if ARGV[7] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
+      return {1, ARGV[1]}`,
+  },
+  discard: {
+    keys: 5, // job, jobs, queued, outbox, idem
+    lua: `
+      if redis.call('HGET', KEYS[1], 'status') ~= 'queued' or redis.call('HGET', KEYS[1], 'attempts') ~= '0' then
+        return 0
+      end
+      redis.call('DEL', KEYS[1])
+      redis.call('ZREM', KEYS[2], ARGV[1])
+      redis.call('ZREM', KEYS[3], ARGV[1])
+      redis.call('ZREM', KEYS[4], ARGV[1])
+      if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+      return 1`,
+  },
+  claim: {
+    keys: 3, // job, queued, running
+    lua: `
+      local status = redis.call('HGET', KEYS[1], 'status')
+      if not status then return {'missing', 0} end
+      if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {status, 0} end
+      if status == 'running' then
+        local lease = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0')
+        if lease > tonumber(ARGV[4]) then return {'busy', lease} end
+      end
+      local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+      redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3])
+      redis.call('ZREM', KEYS[2], ARGV[1])
+      redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+      return {'claimed', attempt}`,
+  },
+  heartbeat: {
+    keys: 2, // job, running
+    lua: `
+      local status = redis.call('HGET', KEYS[1], 'status')
+      if status ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return status or 'missing' end
+      redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+      if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[4]) end
+      return 'ok'`,
+  },
+  finish: {
+    keys: 3, // job, running, queued
+    lua: `
+      if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
+        return 0
+      end
+      redis.call('HSET', KEYS[1], 'status', ARGV[3], ARGV[4], ARGV[5], 'finishedAt', ARGV[6])
+      if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[8]) end
+      redis.call('ZREM', KEYS[2], ARGV[1])
+      redis.call('ZREM', KEYS[3], ARGV[1])
+      redis.call('EXPIRE', KEYS[1], ARGV[7])
+      return 1`,
+  },
+  release: {
+    keys: 3, // job, running, queued
+    lua: `
+      if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
+        return 0
+      end
+      redis.call('HSET', KEYS[1], 'status', 'queued')
+      if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
+      redis.call('ZREM', KEYS[2], ARGV[1])
+      redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+      return 1`,
+  },
+  end: {
+    keys: 4, // job, running, queued, outbox
+    lua: `
+      local status = redis.call('HGET', KEYS[1], 'status')
+      if not status then return 'missing' end
+      if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return status end
+      local err = ARGV[3]
+      if ARGV[2] == 'failed' then err = redis.call('HGET', KEYS[1], 'lastError') or err end
+      redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finishedAt', ARGV[4])
+      if err ~= '' then redis.call('HSET', KEYS[1], 'error', err) end
+      redis.call('ZREM', KEYS[2], ARGV[1])
+      redis.call('ZREM', KEYS[3], ARGV[1])
+      redis.call('ZREM', KEYS[4], ARGV[1])
+      redis.call('EXPIRE', KEYS[1], ARGV[5])
+      return 'ended'`,
+  },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+
+export type ClaimOutcome =
+  | { kind: 'claimed'; attempt: number }
+  | { kind: 'busy'; leaseUntil: number }
+  | { kind: 'finished'; status: JobStatus }
+  | { kind: 'missing' };
+
+export interface NewJob {
+  file: string;
+  options: JobOptions;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  nextCursor?: string;
+}
+
+export interface JobStoreOptions {
+  prefix: string;
+  ttlSeconds: number;
+  leaseMs: number;
+  now?: () => number;
+}
+
+function parseJson<T>(raw: string | undefined): T | undefined {
+  return raw === undefined || raw === '' ? undefined : (JSON.parse(raw) as T);
+}
+
+const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
+
+export class JobStore {
+  private readonly prefix: string;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: JobStoreOptions,
+  ) {
+    this.prefix = options.prefix;
+    this.now = options.now ?? Date.now;
+  }
+
+  private key(...parts: string[]): string {
+    return [this.prefix, ...parts].join(':');
+  }
+
+  private jobKey(id: string): string {
+    return this.key('job', id);
+  }
+
+  private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const script = SCRIPTS[name];
+    if (keys.length !== script.keys) throw new Error(`script ${name} takes ${script.keys} keys`);
+    return this.redis.eval(script.lua, keys.length, ...keys, ...args.map(String));
+  }
+
+  /** Records a job; with an idempotency key that already made a job, returns that job instead. */
+  async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; created: boolean }> {
+    const id = randomUUID();
+    const now = this.now();
+    const [created, jobId] = (await this.run(
+      'create',
+      [
+        this.jobKey(id),
+        this.key('jobs'),
+        this.key('queued'),
+        this.key('outbox'),
+        this.key('seq'),
+        this.key('idem', idempotencyKey ?? '-'),
+      ],
+      [
+        id,
+        job.file,
+        JSON.stringify(job.options),
+        new Date(now).toISOString(),
+        now,
+        this.options.ttlSeconds,
+        idempotencyKey === undefined ? '0' : '1',
+      ],
+    )) as [number, string];
+    const stored = await this.get(jobId);
+    if (!stored) throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 });
+    return { job: stored, created: created === 1 };
+  }
+
+  /** Removes a job that was never published (the broker refused it), so a 503 leaves nothing behind. */
+  async discard(id: string, idempotencyKey?: string): Promise<boolean> {
+    const n = await this.run(
+      'discard',
+      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.key('idem', idempotencyKey ?? '-')],
+      [id],
+    );
+    return n === 1;
+  }
+
+  async markPublished(id: string): Promise<void> {
+    await this.redis.zrem(this.key('outbox'), id);
+  }
+
+  /** Jobs recorded more than graceMs ago whose publication was never confirmed. */
+  async unpublished(graceMs: number, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key('outbox'), '-inf', this.now() - graceMs, 'LIMIT', 0, limit);
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const h = await this.redis.hgetall(this.jobKey(id));
+    return toJob(h);
+  }
+
+  async claim(id: string): Promise<ClaimOutcome> {
+    const now = this.now();
+    const [kind, n] = (await this.run(
+      'claim',
+      [this.jobKey(id), this.key('queued'), this.key('running')],
+      [id, now + this.options.leaseMs, new Date(now).toISOString(), now],
+    )) as [string, number];
+    switch (kind) {
+      case 'claimed':
+        return { kind: 'claimed', attempt: Number(n) };
+      case 'busy':
+        return { kind: 'busy', leaseUntil: Number(n) };
+      case 'missing':
+        return { kind: 'missing' };
+      default:
+        return { kind: 'finished', status: kind as JobStatus };
+    }
+  }
+
+  /** Renews the lease and records progress. Anything but 'ok' means this attempt no longer owns the job. */
+  async heartbeat(id: string, attempt: number, progress?: Progress): Promise<'ok' | JobStatus | 'missing'> {
+    const r = await this.run(
+      'heartbeat',
+      [this.jobKey(id), this.key('running')],
+      [id, attempt, this.now() + this.options.leaseMs, progress ? JSON.stringify(progress) : ''],
+    );
+    return r as 'ok' | JobStatus | 'missing';
+  }
+
+  /** Writes the outcome once; false when a newer attempt or a cancel got there first. */
+  async finish(
+    id: string,
+    attempt: number,
+    outcome: { result: JobResult } | { error: ErrorBody },
+    progress?: Progress,
+  ): Promise<boolean> {
+    const [status, field, payload] =
+      'result' in outcome
+        ? ['succeeded', 'result', JSON.stringify(outcome.result)]
+        : ['failed', 'error', JSON.stringify(outcome.error)];
+    const r = await this.run(
+      'finish',
+      [this.jobKey(id), this.key('running'), this.key('queued')],
+      [
+        id,
+        attempt,
+        status,
+        field,
+        payload,
+        new Date(this.now()).toISOString(),
+        this.options.ttlSeconds,
+        progress ? JSON.stringify(progress) : '',
+      ],
+    );
+    return r === 1;
+  }
+
+  /** Hands a running job back to the queue (shutdown, transient failure). */
+  async release(id: string, attempt: number, lastError?: ErrorBody): Promise<boolean> {
+    const r = await this.run(
+      'release',
+      [this.jobKey(id), this.key('running'), this.key('queued')],
+      [id, attempt, this.now(), lastError ? JSON.stringify(lastError) : ''],
+    );
+    return r === 1;
+  }
+
+  /** Ends a job that is not yet final: 'ended', or the status it already had. */
+  private async end(
+    id: string,
+    status: 'failed' | 'cancelled',
+    error: ErrorBody | undefined,
+  ): Promise<'ended' | JobStatus | 'missing'> {
+    const r = await this.run(
+      'end',
+      [this.jobKey(id), this.key('running'), this.key('queued'), this.key('outbox')],
+      [
+        id,
+        status,
+        error ? JSON.stringify(error) : '',
+        new Date(this.now()).toISOString(),
+        this.options.ttlSeconds,
+      ],
+    );
+    return r as 'ended' | JobStatus | 'missing';
+  }
+
+  cancel(id: string): Promise<'ended' | JobStatus | 'missing'> {
+    return this.end(id, 'cancelled', undefined);
+  }
+
+  /** Marks a dead-lettered job failed; the last transient error, if any, is kept as the reason. */
+  failDeadLettered(id: string, fallback?: ErrorBody): Promise<'ended' | JobStatus | 'missing'> {
+    return this.end(id, 'failed', fallback);
+  }
+
+  async counts(): Promise<ActiveCount> {
+    const [[, queued], [, running]] = (await this.redis
+      .multi()
+      .zcard(this.key('queued'))
+      .zcount(this.key('running'), `(${this.now()}`, '+inf')
+      .exec()) as [[unknown, number], [unknown, number]];
+    return { active: queued + running, queued, running };
+  }
+
+  /** Newest first. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
+  async list(opts: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
+    const jobs: Job[] = [];
+    const batch = Math.max(opts.limit, 50);
+    let max = opts.cursor === undefined ? '+inf' : `(${opts.cursor}`;
+    for (let round = 0; round < 20; round++) {
+      const entries = await this.redis.zrevrangebyscore(this.key('jobs'), max, '-inf', 'WITHSCORES', 'LIMIT', 0, batch);
+      const ids = entries.filter((_, i) => i % 2 === 0);
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hgetall(this.jobKey(id));
+      const hashes = (await pipeline.exec()) ?? [];
+      const gone = ids.filter((_, i) => !hashes[i][1] || !(hashes[i][1] as Record<string, string>).id);
+      if (gone.length) await this.redis.zrem(this.key('jobs'), ...gone);
+      for (let i = 0; i < ids.length; i++) {
+        const seq = entries[2 * i + 1];
+        max = `(${seq}`;
+        const job = toJob(hashes[i][1] as Record<string, string>);
+        if (job && (opts.status === undefined || job.status === opts.status)) jobs.push(job);
+        if (jobs.length === opts.limit) return { jobs, nextCursor: seq };
+      }
+      if (ids.length < batch) return { jobs };
+    }
+    return { jobs, nextCursor: max.slice(1) };
+  }
+
+  /** Removes every key of this prefix: for tests and tenants being torn down. */
+  async destroy(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 500);
+      if (keys.length) await this.redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+}
+
+export function isFinal(status: JobStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+function toJob(h: Record<string, string>): Job | undefined {
+  if (!h.id) return undefined;
+  const job: Job = {
+    id: h.id,
+    status: h.status as JobStatus,
+    file: h.file,
+    options: JSON.parse(h.options) as JobOptions,
+    createdAt: h.createdAt,
+    attempts: Number(h.attempts),
+    progress: parseJson<Progress>(h.progress) ?? NO_PROGRESS,
+  };
+  if (h.startedAt) job.startedAt = h.startedAt;
+  if (h.finishedAt) job.finishedAt = h.finishedAt;
+  const result = parseJson<JobResult>(h.result);
+  if (result) job.result = result;
+  const error = parseJson<ErrorBody>(h.error);
+  if (error) job.error = error;
+  return job;
+}
