@@ -1,0 +1,38 @@
+import { Broker, JobStore, bootstrap, createRedis, createStorage, redisReady, topologyFor } from '@decisum/shared';
+import { Executor } from './executor';
+import { createExecutorMetrics, serveMetrics } from './metrics';
+
+async function main(): Promise<void> {
+  const { config, logger, onStop } = bootstrap('executor');
+  const redis = createRedis(config.redisUrl, logger);
+  const store = new JobStore(redis, { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs });
+  const broker = new Broker({ url: config.amqpUrl, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
+  const { storage, local, clients } = createStorage(config);
+  const metrics = createExecutorMetrics();
+  const metricsServer = config.executor.metricsPort > 0 ? serveMetrics(metrics.registry, config.executor.metricsPort) : undefined;
+  metricsServer?.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
+
+  const executor = new Executor(
+    { store, broker, storage, logger, metrics, resolveLocal: (p) => local.resolve(p) },
+    {
+      concurrency: config.executor.concurrency,
+      threads: config.executor.threads,
+      heartbeatMs: config.jobs.heartbeatMs,
+      retryBackoffMs: config.executor.retryBackoffMs,
+      crashAfterWrite: config.executor.crashAfterWrite,
+    },
+  );
+  await redisReady(redis);
+  await executor.start();
+  logger.info({ concurrency: config.executor.concurrency, threads: config.executor.threads, prefix: config.prefix }, 'executor ready');
+
+  onStop(async () => {
+    await executor.stop(config.shutdownGraceMs);
+    await broker.close();
+    redis.disconnect();
+    metricsServer?.close();
+    for (const c of clients) c.destroy();
+  });
+}
+
+void main();
