@@ -58,7 +58,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * attempt was overtaken (cancelled, or claimed again after this executor's lease lapsed) writes nothing.
  */
 export class Executor {
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Set<Running>();
   private readonly consumers = new Map<Channel, string[]>();
   private readonly stopping = new AbortController();
 
@@ -89,7 +89,7 @@ export class Executor {
   private channelLost(ch: Channel): void {
     this.consumers.delete(ch);
     // The broker hands these messages to someone else now; hand the jobs back so that someone can claim them.
-    for (const r of this.running.values()) if (r.channel === ch) r.abort.abort('channel-lost' satisfies StopReason);
+    for (const r of this.running) if (r.channel === ch) r.abort.abort('channel-lost' satisfies StopReason);
   }
 
   private async onJob(ch: Channel, msg: ConsumeMessage): Promise<void> {
@@ -106,9 +106,10 @@ export class Executor {
       log.error({ err }, 'unexpected executor failure; the message goes back to the queue');
       settle(ch, msg, 'requeue');
     });
-    this.running.set(job.id, { abort, done, channel: ch });
+    const entry = { abort, done, channel: ch };
+    this.running.add(entry);
     await done;
-    this.running.delete(job.id);
+    this.running.delete(entry);
   }
 
   private async process(ch: Channel, msg: ConsumeMessage, job: JobMessage, abort: AbortController, log: Logger) {
@@ -145,9 +146,11 @@ export class Executor {
         },
       });
       outcome = { result };
+      progress = { ...progress, rows: result.rows };
     } catch (err) {
       failure = err;
-      if (isPermanent(err)) outcome = { error: toErrorBody(err) };
+      // Our own abort surfaces as a permanent CANCELLED read error: that is a stop, not the job's outcome.
+      if (isPermanent(err) && !abort.signal.aborted) outcome = { error: toErrorBody(err) };
     } finally {
       clearInterval(heartbeat);
     }
@@ -253,15 +256,18 @@ export class Executor {
     for (const [ch, tags] of this.consumers) {
       for (const tag of tags) await ch.cancel(tag).catch(() => undefined);
     }
-    const pending = [...this.running.values()].map((r) => r.done);
+    const pending = [...this.running].map((r) => r.done);
     logger.info({ running: pending.length, graceMs }, 'stopping: no new jobs; waiting for running ones');
     const timer = setTimeout(() => {
       this.stopping.abort();
-      for (const r of this.running.values()) r.abort.abort('shutdown' satisfies StopReason);
+      for (const r of this.running) r.abort.abort('shutdown' satisfies StopReason);
     }, graceMs);
     await Promise.all(pending);
     clearTimeout(timer);
     this.stopping.abort();
+    // A quorum queue drops an ack still in flight when the connection closes under it (RabbitMQ 3.10):
+    // closing each channel first waits for the broker to take our last acks.
+    for (const ch of [...this.consumers.keys()]) await ch.close().catch(() => undefined);
   }
 }
 
