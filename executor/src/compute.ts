@@ -1,4 +1,4 @@
-import type { JobOptions, JobResult, Location, Progress, RetryInfo, Storage } from '@decisum/shared';
+import { permanentError, type JobOptions, type JobResult, type Location, type Progress, type RetryInfo, type Storage } from '@decisum/shared';
 import { createSummer } from './engine';
 import { sumFile } from './engine/parallel';
 
@@ -16,7 +16,14 @@ export interface ComputeDeps {
 export async function sumLocation(loc: Location, options: JobOptions, deps: ComputeDeps): Promise<JobResult> {
   if (loc.kind === 'local' && deps.resolveLocal && deps.threads > 1) {
     const absPath = await deps.resolveLocal(loc.path);
-    return sumFile(absPath, { ...options, threads: deps.threads, signal: deps.signal, onProgress: deps.onProgress });
+    const before = await deps.storage.stat(loc);
+    const result = await sumFile(absPath, { ...options, threads: deps.threads, signal: deps.signal, onProgress: deps.onProgress });
+    // Worker threads read by position: a file rewritten meanwhile would mix versions, so refuse it.
+    const after = await deps.storage.stat(loc);
+    if (after.size !== before.size || after.modified.getTime() !== before.modified.getTime()) {
+      throw permanentError('FILE_CHANGED', `${loc.path} changed while it was being read`, { status: 409 });
+    }
+    return result;
   }
   const handle = await deps.storage.read(loc, { signal: deps.signal, onRetry: deps.onRetry });
   try {

@@ -4,3 +4,8 @@ export * from './job';
 export * from './location';
 export * from './logger';
 export * from './storage';
+export * from './jobStore';
+export * from './broker';
+export * from './redis';
+export * from './process';
+export * from './csvgen';

@@ -39,7 +39,10 @@ export interface ReadOptions {
  */
 export interface ReadHandle {
   info: ObjectInfo;
+  /** Iterate once. Breaking out of the loop releases the connection or file. */
   chunks: AsyncIterable<Buffer>;
+  /** Releases the connection or file when chunks will not be (fully) iterated; safe to call twice. */
+  close(): void;
 }
 
 export interface Storage {

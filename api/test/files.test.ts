@@ -1,0 +1,123 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import request from 'supertest';
+import { AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
+import { createFilesRouter } from '../src/routes/files';
+import { makeCsv, sha256 } from '../../test/support/data';
+import { startS3, uniqueBucket, type TestS3 } from '../../test/support/s3';
+
+const reads = { retries: 3, idleTimeoutMs: 2_000, backoffMs: 10 };
+let s3: TestS3;
+let client: S3Client;
+let dataDir: string;
+let bucket: string;
+let app: express.Express;
+
+/** Binary bodies as Buffers. */
+function binary(res: request.Response, cb: (err: Error | null, body: Buffer) => void): void {
+  const parts: Buffer[] = [];
+  res.on('data', (c: Buffer) => parts.push(c));
+  res.on('end', () => cb(null, Buffer.concat(parts)));
+}
+
+beforeAll(async () => {
+  s3 = await startS3();
+  client = createS3Client(s3.config());
+  bucket = uniqueBucket('files');
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-files-'));
+  const storage = new StorageRouter({
+    local: new LocalStorage({ dataDir, reads }),
+    s3: new S3Storage({ client, reads, partSize: 5 * 1024 * 1024 }),
+  });
+  app = express();
+  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }));
+  // Stands in for the app's problem+json middleware.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err instanceof AppError ? err : new AppError('INTERNAL', String(err));
+    res.status(e.status).type('application/problem+json').json({ code: e.code, message: e.message });
+  });
+});
+
+afterAll(async () => {
+  client.destroy();
+  await s3.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('local files', () => {
+  test('PUT streams a file in, GET streams it back, a trailing / lists it', async () => {
+    const data = makeCsv(3 * 1024 * 1024);
+    const put = await request(app).put('/api/v1/files/local/reports/2024/a.csv').set('Content-Type', 'text/csv').send(data);
+    expect(put.status).toBe(201);
+    expect(put.body).toEqual({ location: 'reports/2024/a.csv', size: data.length, modified: expect.any(String) });
+
+    const get = await request(app).get('/api/v1/files/local/reports/2024/a.csv').buffer(true).parse(binary);
+    expect(get.status).toBe(200);
+    expect(get.headers['content-type']).toMatch(/^text\/csv/);
+    expect(Number(get.headers['content-length'])).toBe(data.length);
+    expect(sha256(get.body as Buffer)).toBe(sha256(data));
+
+    const list = await request(app).get('/api/v1/files/local/reports/');
+    expect(list.status).toBe(200);
+    expect(list.body.entries).toEqual([
+      { path: 'reports/2024/a.csv', location: 'reports/2024/a.csv', size: data.length, modified: put.body.modified },
+    ]);
+    const root = await request(app).get('/api/v1/files/local/');
+    expect(root.body.entries.map((e: { path: string }) => e.path)).toEqual(['reports/2024/a.csv']);
+  });
+
+  test('errors: missing 404, escaping 400, a folder without / 400', async () => {
+    fs.mkdirSync(path.join(dataDir, 'folder'), { recursive: true });
+    const missing = await request(app).get('/api/v1/files/local/nope.csv');
+    expect([missing.status, missing.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect(missing.headers['content-type']).toMatch(/problem\+json/);
+
+    const escape = await request(app).get('/api/v1/files/local/a/%2e%2e/%2e%2e/etc/passwd');
+    expect([escape.status, escape.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+    const putEscape = await request(app).put('/api/v1/files/local/%2e%2e/x.csv').send('a\n');
+    expect([putEscape.status, putEscape.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+
+    const folder = await request(app).get('/api/v1/files/local/folder');
+    expect([folder.status, folder.body.code]).toEqual([400, 'VALIDATION']);
+    const putFolder = await request(app).put('/api/v1/files/local/folder/').send('a\n');
+    expect([putFolder.status, putFolder.body.code]).toEqual([400, 'VALIDATION']);
+  });
+});
+
+describe('S3 files', () => {
+  test('PUT uploads in parts, GET downloads, a trailing / lists under the prefix', async () => {
+    const data = makeCsv(11 * 1024 * 1024);
+    const put = await request(app).put(`/api/v1/files/s3/${bucket}/in/big.csv`).send(data);
+    expect(put.status).toBe(201);
+    expect(put.body).toMatchObject({ location: `s3://${bucket}/in/big.csv`, size: data.length });
+
+    const get = await request(app).get(`/api/v1/files/s3/${bucket}/in/big.csv`).buffer(true).parse(binary);
+    expect(get.status).toBe(200);
+    expect(Number(get.headers['content-length'])).toBe(data.length);
+    expect(get.headers.etag).toBeDefined();
+    expect(sha256(get.body as Buffer)).toBe(sha256(data));
+
+    const list = await request(app).get(`/api/v1/files/s3/${bucket}/in/`);
+    expect(list.body.entries).toEqual([
+      { path: 'in/big.csv', location: `s3://${bucket}/in/big.csv`, size: data.length, modified: expect.any(String) },
+    ]);
+    const all = await request(app).get(`/api/v1/files/s3/${bucket}/`);
+    expect(all.body.entries.map((e: { location: string }) => e.location)).toContain(`s3://${bucket}/in/big.csv`);
+  });
+
+  test('a missing key or bucket is 404, a bad bucket name 400', async () => {
+    const key = await request(app).get(`/api/v1/files/s3/${bucket}/absent.csv`);
+    expect([key.status, key.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    const nobucket = uniqueBucket('absent');
+    const get = await request(app).get(`/api/v1/files/s3/${nobucket}/a.csv`);
+    expect([get.status, get.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    const put = await request(app).put(`/api/v1/files/s3/${nobucket}/a.csv`).send('a\n1\n');
+    expect([put.status, put.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    const bad = await request(app).get('/api/v1/files/s3/No_Such/a.csv');
+    expect([bad.status, bad.body.code]).toEqual([400, 'VALIDATION']);
+  });
+});

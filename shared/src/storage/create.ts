@@ -1,0 +1,23 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../config';
+import { LocalStorage } from './local';
+import { S3Storage } from './s3';
+import { createS3Client } from './s3-client';
+import { StorageRouter } from './router';
+
+/**
+ * The Storage a process uses, with the S3 clients it opened (the caller destroys them on shutdown).
+ * Reads get their own client without SDK retries, so only the resumable read's policy applies.
+ */
+export function createStorage(config: Pick<Config, 'dataDir' | 's3' | 'reads'>): {
+  storage: StorageRouter;
+  local: LocalStorage;
+  s3: S3Storage;
+  clients: S3Client[];
+} {
+  const client = createS3Client(config.s3);
+  const readClient = createS3Client(config.s3, { maxAttempts: 1 });
+  const local = new LocalStorage({ dataDir: config.dataDir, reads: config.reads });
+  const s3 = new S3Storage({ client, readClient, reads: config.reads });
+  return { storage: new StorageRouter({ local, s3 }), local, s3, clients: [client, readClient] };
+}

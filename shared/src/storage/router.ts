@@ -1,0 +1,32 @@
+import type { Readable } from 'node:stream';
+import type { Location } from '../location';
+import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage } from './types';
+
+/** One Storage for every Location: local paths to one backend, s3:// to the other. */
+export class StorageRouter implements Storage {
+  constructor(private readonly backends: { local: Storage; s3: Storage }) {}
+
+  private pick(loc: Location): Storage {
+    return loc.kind === 's3' ? this.backends.s3 : this.backends.local;
+  }
+
+  stat(loc: Location): Promise<ObjectInfo> {
+    return this.pick(loc).stat(loc);
+  }
+
+  read(loc: Location, options?: ReadOptions): Promise<ReadHandle> {
+    return this.pick(loc).read(loc, options);
+  }
+
+  download(loc: Location, signal?: AbortSignal): Promise<{ info: ObjectInfo; body: Readable }> {
+    return this.pick(loc).download(loc, signal);
+  }
+
+  write(loc: Location, body: Readable, options?: { contentLength?: number; signal?: AbortSignal }): Promise<ObjectInfo> {
+    return this.pick(loc).write(loc, body, options);
+  }
+
+  list(loc: Location): Promise<ListEntry[]> {
+    return this.pick(loc).list(loc);
+  }
+}
