@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import type { Broker, JobStore, Logger, Storage } from '@decisum/shared';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
+import { createDocsRouter } from './openapi';
 import { notFound, problemHandler } from './problem';
 import type { Metrics } from './metrics';
 
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use('/api/v1/jobs', express.json({ limit: '64kb' }), createJobsRouter(deps));
   app.use('/api/v1/files', createFilesRouter({ storage: deps.storage, logger }));
+  app.use(createDocsRouter());
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));
 
   app.use(notFound);

@@ -1,0 +1,46 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createExecutorMetrics, serveMetrics } from '../src/metrics';
+import { sample } from '../../test/support/prometheus';
+
+describe('executor metrics', () => {
+  it('counts outcomes by code, observes duration and bytes, and counts retries and dead letters', async () => {
+    const m = createExecutorMetrics();
+    m.finished({ result: { rows: 2, columns: [] } }, 0.2, 1_500);
+    m.finished({ result: { rows: 1, columns: [] } }, 3, 2_000_000);
+    m.finished({ error: { code: 'NON_NUMERIC', message: 'row 3: "x" is not a number', row: 3 } }, 0.01, 40);
+    m.storageRetries.inc(2);
+    m.deadLettered.inc();
+    m.poison.inc();
+
+    const text = await m.registry.metrics();
+    expect(sample(text, 'decisum_jobs_succeeded_total')).toBe(2);
+    expect(sample(text, 'decisum_jobs_failed_total', '{code="NON_NUMERIC"}')).toBe(1);
+    expect(sample(text, 'decisum_job_duration_seconds_count')).toBe(3);
+    expect(sample(text, 'decisum_job_duration_seconds_sum')).toBeCloseTo(3.21);
+    expect(sample(text, 'decisum_job_duration_seconds_bucket', '{le="0.5"}')).toBe(2);
+    expect(sample(text, 'decisum_job_bytes_count')).toBe(3);
+    expect(sample(text, 'decisum_job_bytes_bucket', '{le="10000"}')).toBe(2);
+    expect(sample(text, 'decisum_storage_retries_total')).toBe(2);
+    expect(sample(text, 'decisum_jobs_dead_lettered_total')).toBe(1);
+    expect(sample(text, 'decisum_poison_messages_total')).toBe(1);
+    expect(sample(text, 'decisum_executor_process_cpu_user_seconds_total')).toBeGreaterThan(0);
+  });
+
+  it('serves /metrics over HTTP for Prometheus, and nothing else', async () => {
+    const m = createExecutorMetrics();
+    m.storageRetries.inc();
+    const server = serveMetrics(m.registry, 0);
+    await once(server, 'listening');
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const res = await fetch(`${base}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(sample(await res.text(), 'decisum_storage_retries_total')).toBe(1);
+      expect((await fetch(`${base}/`)).status).toBe(404);
+    } finally {
+      server.close();
+    }
+  });
+});
