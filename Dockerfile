@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# One image for both processes: the API (default CMD) and the executor
+# (`node executor/dist/main.js`). Node 24 is the Active LTS line.
+ARG NODE_IMAGE=node:24-slim
+
+# ---- build: all dependencies, compile TypeScript to */dist
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# Manifests first so the dependency layer is cached until they change.
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY executor/package.json executor/
+COPY api/package.json api/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json ./
+COPY shared/ shared/
+COPY executor/ executor/
+COPY api/ api/
+RUN npm run build
+
+# ---- runtime: production dependencies and the compiled output only
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    PORT=8080 \
+    DATA_DIR=/data
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY executor/package.json executor/
+COPY api/package.json api/
+# Before npm ci, so it links node_modules/.bin/decisum: `docker compose exec api npx decisum active`.
+COPY api/bin api/bin
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/shared/dist shared/dist
+COPY --from=build /app/executor/dist executor/dist
+COPY --from=build /app/api/dist api/dist
+COPY api/public api/public
+COPY scripts/healthcheck.js scripts/
+# A named volume mounted on /data starts as a copy of this directory: the
+# reference sample as data.csv, owned by the unprivileged user so uploads work.
+RUN mkdir -p /data && chown node:node /data
+COPY --chown=node:node test/fixtures/sample.csv /data/data.csv
+USER node
+EXPOSE 8080
+# API: GET /healthz. Executor (no API): its /metrics port answers, or, with
+# EXECUTOR_METRICS_PORT=0, nothing to check. See scripts/healthcheck.js.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "scripts/healthcheck.js"]
+CMD ["node", "api/dist/main.js"]

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+'use strict';
+// The image's HEALTHCHECK; one image runs both processes. The API is healthy
+// when /healthz answers; the executor has no API, so it is healthy when its
+// metrics endpoint answers (its event loop is alive), or, with metrics off
+// (EXECUTOR_METRICS_PORT=0), whenever its process runs.
+// The role comes from DECISUM_ROLE, else from the container's command line.
+const fs = require('node:fs');
+
+function role() {
+  if (process.env.DECISUM_ROLE) return process.env.DECISUM_ROLE;
+  try {
+    return fs.readFileSync('/proc/1/cmdline', 'utf8').includes('executor') ? 'executor' : 'api';
+  } catch {
+    return 'api';
+  }
+}
+
+function probe(port, path) {
+  fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(4000) })
+    .then((res) => process.exit(res.ok ? 0 : 1))
+    .catch(() => process.exit(1));
+}
+
+if (role() === 'executor') {
+  const port = process.env.EXECUTOR_METRICS_PORT || '9464';
+  if (port === '0') process.exit(0);
+  probe(port, '/metrics');
+} else {
+  probe(process.env.PORT || '8080', '/healthz');
+}
