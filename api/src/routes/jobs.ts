@@ -5,10 +5,13 @@ import {
   JOB_STATUSES,
   JobSubmissionSchema,
   formatLocation,
+  isPermanent,
   parseLocation,
   type Broker,
   type Job,
+  type JobOptions,
   type JobStore,
+  type JobSubmission,
   type Logger,
   type Storage,
 } from '@decisum/shared';
@@ -34,7 +37,15 @@ export const ListQuerySchema = z
 const IdSchema = z.string().min(1).max(100);
 const IdempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
 
-function sameRequest(job: Job, file: string, options: Job['options']): boolean {
+/** The job's options as stored: absent ones (detect the delimiter, a header row) are left out. */
+function jobOptions(body: JobSubmission): JobOptions {
+  const options: JobOptions = { step: body.step, offset: body.offset };
+  if (body.delimiter !== undefined) options.delimiter = body.delimiter;
+  if (body.header !== undefined) options.header = body.header;
+  return options;
+}
+
+function sameRequest(job: Job, file: string, options: JobOptions): boolean {
   return job.file === file && JSON.stringify(job.options) === JSON.stringify(options);
 }
 
@@ -47,17 +58,17 @@ export function createJobsRouter({ store, broker, storage, logger, metrics }: Jo
     const idempotencyKey = rawKey === undefined ? undefined : parse(IdempotencyKeySchema, rawKey, 'Idempotency-Key');
     const location = parseLocation(body.file);
     const file = formatLocation(location);
-    const options = { step: body.step, offset: body.offset, delimiter: body.delimiter, header: body.header };
+    const options = jobOptions(body);
     await storage.stat(location).catch((err: unknown) => {
-      // Only a definite answer refuses the job; an unreachable store is the executor's to retry.
-      if (err instanceof AppError && err.permanent) throw new AppError(err.code, err.message, { status: err.code === 'FILE_NOT_FOUND' ? 404 : 400 });
+      // Only a definite answer (missing, forbidden, a folder) refuses the job; an unreachable store is the executor's to retry.
+      if (isPermanent(err)) throw err;
       logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
     });
 
     const { job, created } = await store.create({ file, options }, idempotencyKey);
     const log = logger.child({ jobId: job.id });
     if (!created) {
-      if (!sameRequest(job, file, JSON.parse(JSON.stringify(options)) as Job['options'])) {
+      if (!sameRequest(job, file, options)) {
         throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
       }
       res.setHeader('Idempotent-Replayed', 'true');
