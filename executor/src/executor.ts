@@ -165,13 +165,14 @@ export class Executor {
       if (written === undefined) return settle(ch, msg, 'requeue');
       if (this.options.crashAfterWrite) process.kill(process.pid, 'SIGKILL');
       const seconds = (Date.now() - started) / 1000;
-      if ('result' in outcome) {
+      if (!written) {
+        log.info({ seconds }, 'outcome discarded: the job was cancelled or taken over by a newer attempt');
+      } else if ('result' in outcome) {
         log.info({ rows: outcome.result.rows, seconds, bytes: progress.bytesRead, written }, 'job succeeded');
-        this.deps.metrics?.finished(outcome, seconds, progress.bytesRead);
       } else {
         log.info({ error: outcome.error, seconds, written }, 'job failed');
-        this.deps.metrics?.finished(outcome, seconds, progress.bytesRead);
       }
+      if (written) this.deps.metrics?.finished(outcome, seconds, progress.bytesRead);
       return settle(ch, msg, 'ack');
     }
 
