@@ -11,11 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { Cluster, buildOnce } from '../test/support/processes';
+import { SAMPLE, SAMPLE_SUMS as SAMPLE_COLUMNS } from '../test/support/sample';
 import { serviceUrls } from '../test/support/services';
 
-const SAMPLE_SUMS = ['87.231379072549653118', '85.5182181544556908975', '83.5099565716517882532', '89.8093183867067968988', '84.058402235531208060'];
+const SAMPLE_SUMS = SAMPLE_COLUMNS.map((c) => c.sum);
 
 function options() {
   const args = process.argv.slice(2);
@@ -56,7 +56,7 @@ async function main(): Promise<number> {
 }
 
 async function run(cluster: Cluster, opts: ReturnType<typeof options>): Promise<number> {
-  cluster.writeFile('sample.csv', fs.readFileSync(path.join(__dirname, '..', 'test', 'fixtures', 'sample.csv')));
+  cluster.writeFile('sample.csv', fs.readFileSync(SAMPLE));
   log(`${opts.jobs} jobs from ${opts.clients} clients; 2 APIs, 3 executors; kill -9 an executor every ${opts.killEveryMs} ms`);
 
   const ids: string[] = [];

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { Job } from '@decisum/shared';
-import { SAMPLE, startStack, type Stack } from '../../test/support/stack';
+import { SAMPLE } from '../../test/support/sample';
+import { startStack, type Stack } from '../../test/support/stack';
 
 /**
  * The CLI as a shell sees it: the bin shim run as a child process on the compiled api/dist, its

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import request from 'supertest';
-import { SAMPLE, startStack, type Stack } from '../../test/support/stack';
+import { SAMPLE } from '../../test/support/sample';
+import { startStack, type Stack } from '../../test/support/stack';
 import { sample } from '../../test/support/prometheus';
 
 describe('GET /metrics on the API', () => {

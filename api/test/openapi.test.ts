@@ -6,7 +6,8 @@ import { createLogger, type JobStore, type Storage } from '@decisum/shared';
 import { createApp } from '../src/app';
 import { createMetrics } from '../src/metrics';
 import { buildOpenApi } from '../src/openapi';
-import { SAMPLE, startStack, type Stack } from '../../test/support/stack';
+import { SAMPLE, SAMPLE_SUMS } from '../../test/support/sample';
+import { startStack, type Stack } from '../../test/support/stack';
 
 type Doc = ReturnType<typeof buildOpenApi>;
 const doc: Doc = buildOpenApi();
@@ -63,7 +64,7 @@ describe('the OpenAPI document', () => {
     for (const name of ['Job', 'JobSubmission', 'JobResult', 'ActiveCount', 'JobPage', 'Problem', 'FileListing']) expect(schemas[name]).toBeDefined();
     const job = doc.paths?.['/api/v1/jobs/{id}']?.get?.responses?.['200'] as { content: Record<string, { examples: Record<string, { value: { result?: { columns: { sum: string }[] } } }> }> };
     const sums = job.content['application/json'].examples.succeeded.value.result!.columns.map((c) => c.sum);
-    expect(sums).toEqual(['87.231379072549653118', '85.5182181544556908975', '83.5099565716517882532', '89.8093183867067968988', '84.058402235531208060']);
+    expect(sums).toEqual(SAMPLE_SUMS.map((c) => c.sum));
   });
 
   it('documents every route of the app, and nothing the app does not route', () => {

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { SAMPLE, startStack, type Stack } from '../../test/support/stack';
+import { SAMPLE, SAMPLE_SUMS as SAMPLE_COLUMNS } from '../../test/support/sample';
+import { startStack, type Stack } from '../../test/support/stack';
 
 /** Debian's chromium; playwright-core never downloads a browser. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -11,7 +12,7 @@ const SCREENSHOT = process.env.UPDATE_SCREENSHOT
   ? path.join(__dirname, '..', '..', 'docs', 'screenshot.png')
   : path.join(os.tmpdir(), 'decisum-screenshot.png');
 
-const SAMPLE_SUMS = ['87.231379072549653118', '85.5182181544556908975', '83.5099565716517882532', '89.8093183867067968988', '84.058402235531208060'];
+const SAMPLE_SUMS = SAMPLE_COLUMNS.map((c) => c.sum);
 
 describe('the web page, in headless Chromium', () => {
   let stack: Stack;

@@ -181,4 +181,3 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
 }
 
-export const SAMPLE = path.join(__dirname, '..', 'fixtures', 'sample.csv');
