@@ -16,6 +16,7 @@ import {
   type Job,
 } from '@decisum/shared';
 import { ListQuerySchema } from './routes/jobs';
+import { problemIdentity } from './problem';
 
 /*
  * The document is generated from the schemas that validate requests and records (shared/src/job.ts).
@@ -70,8 +71,7 @@ const failedJob: Job = {
 };
 
 const problem = (code: string, status: number, detail: string, extra: Record<string, unknown> = {}) => ({
-  type: `https://decisum.dev/problems/${code.toLowerCase().replace(/_/g, '-')}`,
-  title: code.replace(/_/g, ' ').toLowerCase(),
+  ...problemIdentity(code),
   status,
   detail,
   code,

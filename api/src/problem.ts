@@ -15,6 +15,11 @@ export function asAppError(err: unknown): AppError {
   return new AppError('INTERNAL', 'internal error', { status: 500, expected: false, cause: err });
 }
 
+/** The problem+json fields that follow from a code alone. */
+export function problemIdentity(code: string): { type: string; title: string } {
+  return { type: `urn:decisum:problem:${code.toLowerCase().replace(/_/g, '-')}`, title: code.replace(/_/g, ' ').toLowerCase() };
+}
+
 /** RFC 9457 problem details with a stable `code`. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
@@ -24,8 +29,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     else logger.error({ err, code: app.code, method: req.method, path: req.path }, 'request failed');
     if (app.status === 503) res.setHeader('Retry-After', '2');
     res.status(app.status).type('application/problem+json').json({
-      type: `https://decisum.dev/problems/${app.code.toLowerCase().replace(/_/g, '-')}`,
-      title: app.code.replace(/_/g, ' ').toLowerCase(),
+      ...problemIdentity(app.code),
       status: app.status,
       detail: app.message,
       code: app.code,
