@@ -370,7 +370,7 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
     stack.writeFile('bad.csv', 'a,b\n1,2\nx,4\n');
     const run = await cli('submit', 'bad.csv', '--wait');
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/failed: NON_NUMERIC at row 3, column a: /);
+    expect(run.stderr).toMatch(/failed: NON_NUMERIC: row 3, column a: "[^"]*" is not a number\n/);
   });
 
   it('generate-csv | upload - | submit --wait: sums a generated file exactly', async () => {

@@ -70,7 +70,9 @@ export function errorText(job: Job): string {
   const where = [e.row !== undefined ? `row ${e.row}` : '', e.column !== undefined ? `column ${e.column}` : '']
     .filter(Boolean)
     .join(', ');
-  return `${e.code}${where ? ` at ${where}` : ''}: ${e.message}`;
+  // Engine messages already start with their place ("row 12, column col10: …"); say it once.
+  const placed = where !== '' && e.message.startsWith(where);
+  return `${e.code}${where && !placed ? ` at ${where}` : ''}: ${e.message}`;
 }
 
 function seconds(job: Job): string | undefined {
