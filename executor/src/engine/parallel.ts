@@ -163,18 +163,28 @@ async function sumRangeHere(
   progress: (bytes: number, rows: number) => void,
 ): Promise<PartialSums> {
   const engine = new Engine({ step: 1, offset: 0, header: false, maxRecordBytes, layout, bufferBytes });
+  // Two read buffers: the next read runs on the thread pool (another core) while this thread
+  // sums the bytes of the last one, so reading costs this thread only a copy from cache.
+  const bufs = [Buffer.allocUnsafe(bufferBytes), Buffer.allocUnsafe(bufferBytes)];
   let pos = start;
+  let turn = 0;
+  let pending: Promise<number> | undefined = readAt(fh, bufs[0], pos);
   try {
     for (;;) {
+      const n = await (pending as Promise<number>);
+      pending = undefined;
       if (signal?.aborted) throw cancelled(signal);
-      const n = await readAt(fh, engine.space(), pos);
       if (n === 0) break;
+      const got = bufs[turn];
       pos += n;
-      engine.commit(n);
+      turn ^= 1;
+      pending = readAt(fh, bufs[turn], pos);
+      engine.push(n === got.length ? got : got.subarray(0, n));
       progress(n, engine.rows);
     }
     engine.end();
   } catch (err) {
+    pending?.catch(() => undefined);
     if (err instanceof CsvError && err.row !== undefined) {
       throw toAppError(new CsvError(err.code, recordsBefore + err.row, err.column, err.reason));
     }

@@ -275,6 +275,49 @@ describe('the engine agrees with a reference implementation', () => {
     );
   });
 
+  it('on wide numeric tables, plain and double-encoded (the fast paths), with rare faults', () => {
+    // Many fields per row, so the word-at-a-time skips cross many words; numbers of up to 24
+    // fraction digits (the sample's shape has 16–20); rows double-encoded with or without inner
+    // quotes; now and then an empty cell, a field too many or too few, a space, a tab or a CR.
+    const digits = (n: number) => fc.array(fc.integer({ min: 0, max: 9 }), { minLength: n, maxLength: n }).map((a) => a.join(''));
+    const cell = fc.oneof(
+      { weight: 6, arbitrary: fc.tuple(fc.boolean(), digits(1).chain((a) => fc.integer({ min: 0, max: 6 }).chain((n) => digits(n).map((b) => a + b))), fc.integer({ min: 0, max: 3 })).chain(([neg, i, f]) => digits(f).map((fd) => `${neg ? '-' : ''}${i}${f > 0 ? `.${fd}` : ''}`)) },
+      { weight: 3, arbitrary: fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 24 })).chain(([neg, n]) => digits(n).map((fd) => `${neg ? '-' : ''}0.${fd}`)) },
+      { weight: 1, arbitrary: fc.constantFrom('', '7 ', '+3', '1e3', '12345678901234567', '0.1234567890123456789012345', '-', '.', 'x', '\t5', '5\r') },
+    );
+    const row = fc.record({
+      cells: fc.array(cell, { minLength: 24, maxLength: 24 }),
+      doubled: fc.boolean(),
+      innerQuotes: fc.boolean(),
+      fault: fc.integer({ min: 0, max: 40 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 24 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.array(row, { maxLength: 30 }),
+        fc.boolean(),
+        fc.oneof(chunking, fc.constant<number[]>([4096]), fc.constant<number[]>([1000, 333])),
+        (cols, step, offset, rows, crlf, chunks) => {
+          const eol = crlf ? '\r\n' : '\n';
+          const lines = [Array.from({ length: cols }, (_, i) => `c${i}`).join(',')];
+          for (const r of rows) {
+            let cells = r.cells.slice(0, cols);
+            if (r.fault === 1) cells = cells.slice(1);
+            if (r.fault === 2) cells.push('1');
+            const inner = cells.map((c) => (r.innerQuotes ? `"${c}"` : c)).join(',');
+            lines.push(r.doubled ? `"${inner.replace(/"/g, '""')}"` : inner);
+          }
+          const text = lines.join(eol) + eol;
+          const want = reference(text, { step, offset, delimiter: ',', header: true });
+          expect(engine(Buffer.from(text), { step, offset }, chunks)).toEqual(want);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
   it('on long numeric columns, where sums pass 2^53 and scales change mid-file', () => {
     const cell = fc.oneof(
       fc.bigInt({ min: -(2n ** 60n), max: 2n ** 60n }).map(String),
