@@ -75,6 +75,24 @@ export interface PrivateServer {
   destroy(): Promise<void>;
 }
 
+type StopHow = 'graceful' | 'crash';
+
+/** start, stop, restart and destroy (stop, then remove the server's folder) of a private server. */
+function lifecycle(start: () => Promise<void>, stop: (how?: StopHow) => Promise<void>, dir: string, destroyHow: StopHow) {
+  return {
+    start,
+    stop,
+    async restart(how?: StopHow) {
+      await stop(how);
+      await start();
+    },
+    async destroy() {
+      await stop(destroyHow);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export interface RedisServerOptions {
   /** Keep data across restarts with an AOF fsynced on every write, as production runs it. */
   appendOnly?: boolean;
@@ -111,21 +129,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const stop = async (how: 'graceful' | 'crash' = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 10_000);
 
   await start();
-  return {
-    url,
-    port,
-    logFile,
-    start,
-    stop,
-    async restart(how) {
-      await stop(how);
-      await start();
-    },
-    async destroy() {
-      await stop('crash');
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { url, port, logFile, ...lifecycle(start, stop, dir, 'crash') };
 }
 
 const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
@@ -184,22 +188,7 @@ export async function startRabbitNode(): Promise<RabbitNode> {
   const stop = async (how: 'graceful' | 'crash' = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 30_000);
 
   await start();
-  return {
-    url,
-    port,
-    nodeName,
-    logFile,
-    start,
-    stop,
-    async restart(how) {
-      await stop(how);
-      await start();
-    },
-    async destroy() {
-      await stop('graceful');
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { url, port, nodeName, logFile, ...lifecycle(start, stop, dir, 'graceful') };
 }
 
 function tail(file: string, lines = 20): string {

@@ -3,9 +3,9 @@ import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { AppError } from '../../src/errors';
 import { LocalStorage, type LocalFs, type ReadPolicy, type RetryInfo } from '../../src/storage';
 import { digest, makeCsv, sha256 } from '../../../test/support/data';
+import { failure } from '../../../test/support/failure';
 
 const policy: ReadPolicy = { retries: 3, idleTimeoutMs: 1_000, backoffMs: 5, maxBackoffMs: 20 };
 
@@ -22,15 +22,6 @@ beforeEach(() => {
 });
 
 afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
-
-async function failure(p: Promise<unknown>): Promise<AppError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AppError);
-  return err as AppError;
-}
 
 function errnoError(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected`), { code });

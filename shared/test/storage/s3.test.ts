@@ -1,10 +1,10 @@
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { AppError } from '../../src/errors';
 import { createS3Client, S3Storage, type ReadPolicy, type RetryInfo } from '../../src/storage';
 import { FaultProxy } from '../../../test/support/fault-proxy';
 import { digest, makeCsv, sha256 } from '../../../test/support/data';
 import { startS3, uniqueBucket, type TestS3 } from '../../../test/support/s3';
+import { failure } from '../../../test/support/failure';
 
 const MB = 1024 * 1024;
 const policy: ReadPolicy = { retries: 4, idleTimeoutMs: 2_000, backoffMs: 10, maxBackoffMs: 100 };
@@ -28,15 +28,6 @@ async function bucketWith(label: string, key: string, body: Buffer): Promise<str
   await direct.send(new CreateBucketCommand({ Bucket: bucket }));
   await direct.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
   return bucket;
-}
-
-async function failure(p: Promise<unknown>): Promise<AppError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AppError);
-  return err as AppError;
 }
 
 beforeAll(async () => {
