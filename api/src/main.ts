@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { Broker, JobStore, bootstrap, createRedis, createStorage, redisReady, topologyFor } from '@decisum/shared';
+import { Broker, JobStore, bootstrap, createRedis, createStorage, jobStoreOptions, redisReady, topologyFor } from '@decisum/shared';
 import { createApp } from './app';
 import { createMetrics } from './metrics';
 import { OutboxSweeper } from './sweeper';
@@ -8,7 +8,7 @@ import { OutboxSweeper } from './sweeper';
 async function main(): Promise<void> {
   const { config, logger, onStop } = bootstrap('api');
   const redis = createRedis(config.redisUrl, logger, { failFast: true });
-  const store = new JobStore(redis, { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs });
+  const store = new JobStore(redis, jobStoreOptions(config));
   const broker = new Broker({ url: config.amqpUrl, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
   const { storage, clients } = createStorage(config);
   const metrics = createMetrics(store);

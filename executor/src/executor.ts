@@ -5,6 +5,7 @@ import {
   parseLocation,
   toErrorBody,
   type Broker,
+  type Config,
   type ErrorBody,
   type JobMessage,
   type JobResult,
@@ -24,6 +25,16 @@ export interface ExecutorOptions {
   retryBackoffMs: number;
   /** Test hook: crash the process right after the result is written, before the ack. */
   crashAfterWrite?: boolean;
+}
+
+export function executorOptions(config: Config): ExecutorOptions {
+  return {
+    concurrency: config.executor.concurrency,
+    threads: config.executor.threads,
+    heartbeatMs: config.jobs.heartbeatMs,
+    retryBackoffMs: config.executor.retryBackoffMs,
+    crashAfterWrite: config.executor.crashAfterWrite,
+  };
 }
 
 export interface ExecutorDeps {

@@ -1,11 +1,11 @@
-import { Broker, JobStore, bootstrap, createRedis, createStorage, redisReady, topologyFor } from '@decisum/shared';
-import { Executor } from './executor';
+import { Broker, JobStore, bootstrap, createRedis, createStorage, jobStoreOptions, redisReady, topologyFor } from '@decisum/shared';
+import { Executor, executorOptions } from './executor';
 import { createExecutorMetrics, serveMetrics } from './metrics';
 
 async function main(): Promise<void> {
   const { config, logger, onStop } = bootstrap('executor');
   const redis = createRedis(config.redisUrl, logger);
-  const store = new JobStore(redis, { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs });
+  const store = new JobStore(redis, jobStoreOptions(config));
   const broker = new Broker({ url: config.amqpUrl, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
   const { storage, local, clients } = createStorage(config);
   const metrics = createExecutorMetrics();
@@ -14,13 +14,7 @@ async function main(): Promise<void> {
 
   const executor = new Executor(
     { store, broker, storage, logger, metrics, resolveLocal: (p) => local.resolve(p) },
-    {
-      concurrency: config.executor.concurrency,
-      threads: config.executor.threads,
-      heartbeatMs: config.jobs.heartbeatMs,
-      retryBackoffMs: config.executor.retryBackoffMs,
-      crashAfterWrite: config.executor.crashAfterWrite,
-    },
+    executorOptions(config),
   );
   await redisReady(redis);
   await executor.start();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
 import {
   FINAL_STATUSES,
@@ -143,6 +144,10 @@ export interface JobStoreOptions {
   ttlSeconds: number;
   leaseMs: number;
   now?: () => number;
+}
+
+export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs'>): JobStoreOptions {
+  return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs };
 }
 
 function parseJson<T>(raw: string | undefined): T | undefined {

@@ -13,6 +13,7 @@ import {
   createLogger,
   createRedis,
   createStorage,
+  jobStoreOptions,
   loadConfig,
   topologyFor,
   type Config,
@@ -22,7 +23,7 @@ import {
 import { createApp } from '../../api/src/app';
 import { createMetrics } from '../../api/src/metrics';
 import { OutboxSweeper } from '../../api/src/sweeper';
-import { Executor } from '../../executor/src/executor';
+import { Executor, executorOptions } from '../../executor/src/executor';
 import { serviceUrls } from './services';
 import { waitFor } from './wait';
 import { deleteTopology } from './amqp';
@@ -82,7 +83,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const config = loadConfig(env);
   const logger = createLogger('test', config.logLevel);
   const topology = topologyFor(config.prefix, config.jobs.maxAttempts);
-  const storeOptions = { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs };
+  const storeOptions = jobStoreOptions(config);
   const closers: (() => Promise<void> | void)[] = [];
 
   const redis = createRedis(config.redisUrl, logger, { failFast: true });
@@ -116,12 +117,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const eBroker = new Broker({ url: config.amqpUrl, topology, logger });
     const executor = new Executor(
       { store: new JobStore(eRedis, storeOptions), broker: eBroker, storage, logger, resolveLocal: (p) => local.resolve(p) },
-      {
-        concurrency: config.executor.concurrency,
-        threads: config.executor.threads,
-        heartbeatMs: config.jobs.heartbeatMs,
-        retryBackoffMs: config.executor.retryBackoffMs,
-      },
+      executorOptions(config),
     );
     await executor.start();
     executors.push(executor);
