@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import { isFinal } from '@decisum/shared';
 import { Cluster, buildOnce } from '../test/support/processes';
 import { SAMPLE, SAMPLE_SUMS as SAMPLE_COLUMNS } from '../test/support/sample';
 import { serviceUrls } from '../test/support/services';
@@ -111,7 +112,7 @@ async function run(cluster: Cluster, opts: ReturnType<typeof options>): Promise<
       const pipeline = cluster.redis.pipeline();
       for (const id of ids) pipeline.hget(`${cluster.prefix}:job:${id}`, 'status');
       const statuses = ((await pipeline.exec()) ?? []).map(([, s]) => s as string | null);
-      finished = statuses.filter((s) => s === 'succeeded' || s === 'failed' || s === 'cancelled').length;
+      finished = statuses.filter(isFinal).length;
       if (finished !== last) log(`${finished}/${ids.length} finished, ${kills} executors killed`);
       last = finished;
       if (finished < ids.length) await new Promise((r) => setTimeout(r, 250));

@@ -78,10 +78,6 @@ export class Executor {
     private readonly options: ExecutorOptions,
   ) {}
 
-  get activeJobs(): number {
-    return this.running.size;
-  }
-
   async start(): Promise<void> {
     const { broker, logger } = this.deps;
     await broker.use(async (conn) => {

@@ -9,6 +9,10 @@ export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancel
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 
+export function isFinal(status: string | null | undefined): boolean {
+  return FINAL_STATUSES.includes(status as JobStatus);
+}
+
 export const JobOptionsSchema = z.object({
   step: z.number().int().min(1).max(1_000_000).default(10).describe('sum every step-th data column'),
   offset: z.number().int().min(0).max(1_000_000).default(0).describe('0-based position of the first summed data column'),

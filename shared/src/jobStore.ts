@@ -3,7 +3,6 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
 import {
-  FINAL_STATUSES,
   type ActiveCount,
   type Job,
   type JobOptions,
@@ -374,10 +373,6 @@ export class JobStore {
       cursor = next;
     } while (cursor !== '0');
   }
-}
-
-export function isFinal(status: JobStatus): boolean {
-  return FINAL_STATUSES.includes(status);
 }
 
 function toJob(h: Record<string, string>): Job | undefined {

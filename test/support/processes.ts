@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import type { Redis } from 'ioredis';
-import { JobStore, createLogger, createRedis, topologyFor, type Job, type Topology } from '@decisum/shared';
+import { JobStore, createLogger, createRedis, isFinal, topologyFor, type Job, type Topology } from '@decisum/shared';
 import { deleteTopology } from './amqp';
 import { waitFor } from './wait';
 
@@ -301,7 +301,7 @@ export class Cluster {
     return waitFor(
       async () => {
         const job = await this.store.get(id);
-        return job && ['succeeded', 'failed', 'cancelled'].includes(job.status) ? job : undefined;
+        return job && isFinal(job.status) ? job : undefined;
       },
       { timeoutMs, intervalMs: 100, what: `job ${id} to finish` },
     ).catch((err: Error) => {

@@ -13,6 +13,7 @@ import {
   createLogger,
   createRedis,
   createStorage,
+  isFinal,
   jobStoreOptions,
   loadConfig,
   topologyFor,
@@ -55,7 +56,6 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 /**
  * The real API and executors in this process, against the real Redis and RabbitMQ, under a fresh
@@ -161,7 +161,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       return waitFor(
         async () => {
           const job = await store.get(id);
-          return job && FINAL.has(job.status) ? job : undefined;
+          return job && isFinal(job.status) ? job : undefined;
         },
         { timeoutMs, what: `job ${id} to finish` },
       );
