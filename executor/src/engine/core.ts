@@ -1,15 +1,18 @@
 import { isUtf8 } from 'node:buffer';
+import { SimdRows } from './simd';
 
 /*
  * The summing engine. Pure: it takes bytes and returns sums, and imports nothing
  * from @decisum/shared so that worker threads can load it under ts-node too.
  *
- * Layout of the work: bytes land in one reused, 4-byte-aligned buffer. Rows with no
- * quote or NUL take the fast path (delimiters counted a word at a time, summed
- * fields parsed by hand into scaled integers). Any other row, or a row the fast path
- * does not like (spaces, '+', exponents, empty or ragged fields, long numbers), goes
- * through the exact RFC 4180 record parser, which is also the only path that raises
- * errors, so both paths agree on what a file means.
+ * Layout of the work: bytes land in one reused, 4-byte-aligned buffer, which lives in
+ * the memory of the WebAssembly fast path (simd.ts). Rows with no quote or NUL take
+ * that path: 16 bytes a step to find delimiters, summed fields parsed into scaled
+ * integers. A row it does not take goes through the TypeScript fast path (delimiters
+ * counted a word at a time; also the whole fast path when simd is off). Any other row,
+ * or a row neither fast path likes (spaces, '+', exponents, empty or ragged fields, long
+ * numbers), goes through the exact RFC 4180 record parser, which is also the only path
+ * that raises errors, so all paths agree on what a file means.
  *
  * Row numbers: 1-based physical records of the file, the header (or first line)
  * being row 1; blank and all-empty records count as rows but are not summed.
@@ -58,6 +61,8 @@ export interface EngineConfig {
   /** Stop right after the header: boundary is then where data records begin. */
   headerOnly?: boolean;
   bufferBytes?: number;
+  /** Plain rows through the WebAssembly SIMD fast path (simd.ts); true when absent. */
+  simd?: boolean;
 }
 
 /** Exact per-column sums as BigInt strings at their scales: what a worker sends back. */
@@ -90,16 +95,12 @@ function isDigit(c: number): boolean {
 /** Bytes past the end of the read buffer that word loops may load (never use). */
 const SLACK = 16;
 
-function alignedBuffer(size: number): Buffer {
-  // allocUnsafeSlow gives the Buffer its own ArrayBuffer at offset 0, so an Int32Array view lines up.
-  // The ArrayBuffer has SLACK more bytes, so a loop reading two words ahead stays in bounds.
+/** A read buffer of size bytes rounded up to whole words, with SLACK bytes of memory after it. */
+function alignedBuffer(size: number, simd: SimdRows | null): Buffer {
   const n = (size + 3) & ~3;
+  if (simd) return simd.buffer(n, SLACK);
+  // allocUnsafeSlow gives the Buffer its own ArrayBuffer at offset 0, so an Int32Array view lines up.
   return Buffer.allocUnsafeSlow(n + SLACK).subarray(0, n);
-}
-
-/** Every word of the buffer, slack included. */
-function wordsOf(buf: Buffer): Int32Array {
-  return new Int32Array(buf.buffer, 0, buf.buffer.byteLength >> 2);
 }
 
 /*
@@ -183,12 +184,19 @@ export class Engine {
   boundary = -1;
   layout: Layout | undefined;
 
-  private buf: Buffer;
-  private w32: Int32Array;
+  // Set by useBuffer. w32 and all are buf as words and as bytes, slack included: loops may read past the end.
+  private buf!: Buffer;
+  private w32!: Int32Array;
+  private all!: Uint8Array;
+  private readonly simd: SimdRows | null;
+  /** Whether plain rows go through simd: it is there and can take this layout. */
+  private simdRowsOn = false;
+  /** Whether simd holds the columns' current scales. */
+  private simdScales = false;
   private len = 0;
   /** Stream offset of buf[0]. */
   private base = 0;
-  private scratch: Buffer;
+  private scratch!: Buffer;
   private scratch2: Buffer;
   private phase = PHASE_HEADER;
   private finished = false;
@@ -221,7 +229,6 @@ export class Engine {
   private tI = new Float64Array(0);
   private tF1 = new Float64Array(0);
   private tF2 = new Float64Array(0);
-  private all: Uint8Array = new Uint8Array(0);
 
   // Set by parseRecord.
   private nFields = 0;
@@ -231,16 +238,13 @@ export class Engine {
 
   private qPos = -1;
   private nulPos = -1;
-  private view: Buffer;
+  private view!: Buffer;
 
   constructor(private readonly cfg: EngineConfig) {
-    const size = cfg.bufferBytes ?? 1 << 20;
-    this.buf = alignedBuffer(size);
-    this.w32 = wordsOf(this.buf);
-    this.all = new Uint8Array(this.buf.buffer);
-    this.scratch = Buffer.allocUnsafeSlow(this.buf.length);
+    // Typed-array views of WebAssembly memory read it as little-endian, as the host must be.
+    this.simd = cfg.simd !== false && LITTLE_ENDIAN ? new SimdRows() : null;
+    this.useBuffer(alignedBuffer(cfg.bufferBytes ?? 1 << 20, this.simd));
     this.scratch2 = Buffer.allocUnsafeSlow(0);
-    this.view = this.buf.subarray(0, 0);
     if (cfg.layout) this.setLayout(cfg.layout);
   }
 
@@ -331,6 +335,8 @@ export class Engine {
     this.tI = new Float64Array(k);
     this.tF1 = new Float64Array(k);
     this.tF2 = new Float64Array(k);
+    this.simdRowsOn = this.simd !== null && k > 0 && this.simd.setup(this.delim, this.nf, this.idx);
+    this.simdScales = false;
     this.phase = PHASE_DATA;
   }
 
@@ -375,7 +381,7 @@ export class Engine {
       // (Word-at-a-time skipping assumes little-endian words; elsewhere every row takes the exact path.)
       const lim = special > p && LITTLE_ENDIAN ? this.view.lastIndexOf(10, special - 1) + 1 : p;
       if (lim > p) {
-        p = this.fastRows(p, lim, stop);
+        p = this.simdRowsOn ? this.simdRows(p, lim, stop) : this.fastRows(p, lim, stop);
         continue;
       }
       if (special === end && !eof) break; // an incomplete last line with nothing special in it
@@ -416,13 +422,19 @@ export class Engine {
     this.base += p;
     this.len = rest;
     if (rest > this.buf.length >> 1) {
-      const next = alignedBuffer(this.buf.length * 2);
-      this.buf.copy(next, 0, 0, rest);
-      this.buf = next;
-      this.w32 = wordsOf(next);
-      this.all = new Uint8Array(next.buffer);
-      this.scratch = Buffer.allocUnsafeSlow(next.length);
+      const old = this.buf;
+      const next = alignedBuffer(old.length * 2, this.simd); // the WebAssembly memory grows in place
+      if (!this.simd) old.copy(next, 0, 0, rest);
+      this.useBuffer(next);
     }
+  }
+
+  private useBuffer(buf: Buffer): void {
+    this.buf = buf;
+    this.w32 = new Int32Array(buf.buffer, buf.byteOffset, (buf.length + SLACK) >> 2);
+    this.all = new Uint8Array(buf.buffer, buf.byteOffset, buf.length + SLACK);
+    this.scratch = Buffer.allocUnsafeSlow(buf.length);
+    this.view = buf.subarray(0, 0);
   }
 
   private readHeader(eof: boolean): number {
@@ -694,6 +706,30 @@ export class Engine {
     return p;
   }
 
+  /** Plain rows through the WebAssembly fast path; each row it does not take goes through fastRows. */
+  private simdRows(p: number, lim: number, stop: number): number {
+    const simd = this.simd as SimdRows;
+    while (p < lim && p < stop) {
+      if (!this.simdScales) {
+        simd.scales(this.sc);
+        this.simdScales = true;
+      }
+      p = simd.rows(p, lim, stop, this.cfg.maxRecordBytes);
+      const n = simd.taken;
+      if (n > 0) {
+        this.rows += n;
+        this.records += n;
+        this.fastCount += n;
+        for (let j = 0; j < this.k; j++) {
+          const s = simd.sum(j);
+          if (s !== 0n) this.big[j] += s;
+        }
+      }
+      if (simd.otherRow) p = this.fastRows(p, this.view.indexOf(10, p) + 1, stop);
+    }
+    return p;
+  }
+
   /**
    * Double-encoded rows from p: `"`, the record written as CSV once more with its quotes doubled,
    * `"`, a line feed. One pass over the outer bytes, `""` being the inner quote; no copy. It takes
@@ -875,6 +911,7 @@ export class Engine {
     this.big[j] = (this.big[j] + BigInt(this.acc[j])) * 10n ** BigInt(scale - this.sc[j]);
     this.acc[j] = 0;
     this.sc[j] = scale;
+    this.simdScales = false;
   }
 
   /** Add v·10^-scale to column j; v is an exact integer below 2^52 in magnitude. */

@@ -1,5 +1,5 @@
 import type { JobResult } from '@decisum/shared';
-import { Engine } from './core';
+import { Engine, type EngineConfig } from './core';
 import { engineConfig, toAppError, type EngineOptions } from './options';
 
 export { sumFile, type SumFileOptions } from './parallel';
@@ -16,8 +16,9 @@ export interface Summer {
   readonly rows: number;
 }
 
-export function createSummer(options: EngineOptions): Summer {
-  const engine = new Engine(engineConfig(options));
+/** tuning, for tests and benchmarks: the read buffer's first size, and whether to use the WebAssembly fast path. */
+export function createSummer(options: EngineOptions, tuning: Pick<EngineConfig, 'bufferBytes' | 'simd'> = {}): Summer {
+  const engine = new Engine({ ...engineConfig(options), ...tuning });
   let result: JobResult | undefined;
   return {
     push(chunk: Buffer): void {

@@ -1,0 +1,112 @@
+/*
+ * The engine's WebAssembly fast path (executor/assembly/rows.ts, built into executor/dist/rows.wasm
+ * by `npm run build:wasm`): one instance per Engine, whose memory holds the Engine's read buffer,
+ * so the bytes read are the bytes it scans, with no copy.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+// The same file from src/engine (tests, ts-node) and from dist/engine (the built service).
+const WASM = path.join(__dirname, '..', '..', 'dist', 'rows.wasm');
+const PAGE = 65536;
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  setup(delimiter: number, fieldCount: number, columns: number): void;
+  rows(p: number, lim: number, stop: number, maxRecord: number): number;
+  status: WebAssembly.Global;
+  taken: WebAssembly.Global;
+  MAX_COLUMNS: WebAssembly.Global;
+  IDX: WebAssembly.Global;
+  SC: WebAssembly.Global;
+  ACC: WebAssembly.Global;
+  BUF: WebAssembly.Global;
+  OTHER_ROW: WebAssembly.Global;
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+function wasmModule(): WebAssembly.Module {
+  if (!compiled) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(WASM);
+    } catch (err) {
+      throw new Error(`the CSV engine's WebAssembly fast path is not built (${WASM}); run npm run build:wasm`, { cause: err });
+    }
+    compiled = new WebAssembly.Module(bytes);
+  }
+  return compiled;
+}
+
+export class SimdRows {
+  /** Rows taken by the last rows() call. */
+  taken = 0;
+  /** Whether the last rows() call stopped at a row it does not take (the caller takes that one). */
+  otherRow = false;
+  private readonly x: Exports;
+  private readonly bufAt: number;
+  private readonly otherRowStatus: number;
+  private i32 = new Int32Array(0);
+  private i64 = new BigInt64Array(0);
+  private k = 0;
+
+  constructor() {
+    this.x = new WebAssembly.Instance(wasmModule(), {}).exports as unknown as Exports;
+    this.bufAt = this.x.BUF.value as number;
+    this.otherRowStatus = this.x.OTHER_ROW.value as number;
+  }
+
+  /** A read buffer of size bytes, followed by slack bytes of memory; growing it keeps its bytes. */
+  buffer(size: number, slack: number): Buffer {
+    const memory = this.x.memory;
+    const need = this.bufAt + size + slack;
+    if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+    return Buffer.from(memory.buffer, this.bufAt, size);
+  }
+
+  /** Fix the layout; false when there are too many summed columns for the fast path. */
+  setup(delimiter: number, fieldCount: number, indices: Int32Array): boolean {
+    if (indices.length > (this.x.MAX_COLUMNS.value as number)) return false;
+    this.k = indices.length;
+    this.x.setup(delimiter, fieldCount, this.k);
+    this.views().i32.set(indices, (this.x.IDX.value as number) >> 2);
+    return true;
+  }
+
+  /** Set each column's scale: the fraction digits its sum is kept at. */
+  scales(sc: Int32Array): void {
+    this.views().i32.set(sc, (this.x.SC.value as number) >> 2);
+  }
+
+  /**
+   * Plain rows of buf[p, lim) (no quote or NUL in it; lim just past a line feed), stopping before
+   * a row starting at or past stop. Returns where it stopped; the sums are then in sum(j).
+   */
+  rows(p: number, lim: number, stop: number, maxRecord: number): number {
+    const at = this.bufAt;
+    const q = this.x.rows(at + p, at + lim, at + Math.min(stop, lim), maxRecord) - at;
+    this.taken = this.x.taken.value as number;
+    this.otherRow = this.x.status.value === this.otherRowStatus;
+    return q;
+  }
+
+  /** Column j's sum since the last call, at its scale; zeroed. */
+  sum(j: number): bigint {
+    const i64 = this.views().i64;
+    const i = ((this.x.ACC.value as number) >> 3) + j;
+    const s = i64[i];
+    i64[i] = 0n;
+    return s;
+  }
+
+  /** Views of the memory, made again after it grows (growing detaches the old ones). */
+  private views(): { i32: Int32Array; i64: BigInt64Array } {
+    const memory = this.x.memory.buffer;
+    if (this.i32.buffer !== memory) {
+      this.i32 = new Int32Array(memory);
+      this.i64 = new BigInt64Array(memory);
+    }
+    return { i32: this.i32, i64: this.i64 };
+  }
+}
