@@ -1,9 +1,11 @@
 import { Broker, JobStore, bootstrap, createRedis, createStorage, jobStoreOptions, redisReady, topologyFor } from '@decisum/shared';
+import { loadFastPath } from './engine';
 import { Executor, executorOptions } from './executor';
 import { createExecutorMetrics, serveMetrics } from './metrics';
 
 async function main(): Promise<void> {
   const { config, logger, onStop } = bootstrap('executor');
+  loadFastPath();
   const redis = createRedis(config.redisUrl, logger);
   const store = new JobStore(redis, jobStoreOptions(config));
   const broker = new Broker({ url: config.amqpUrl, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });

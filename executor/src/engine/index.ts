@@ -4,6 +4,7 @@ import { engineConfig, toAppError, type EngineOptions } from './options';
 
 export { sumFile, type SumFileOptions } from './parallel';
 export { DEFAULT_MAX_RECORD_BYTES } from './options';
+export { loadFastPath } from './simd';
 
 export type { EngineOptions } from './options';
 

@@ -26,17 +26,19 @@ interface Exports {
 
 let compiled: WebAssembly.Module | undefined;
 
-function wasmModule(): WebAssembly.Module {
-  if (!compiled) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(WASM);
-    } catch (err) {
-      throw new Error(`the CSV engine's WebAssembly fast path is not built (${WASM}); run npm run build:wasm`, { cause: err });
-    }
-    compiled = new WebAssembly.Module(bytes);
+export function compileFastPath(file = WASM): WebAssembly.Module {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new Error(`the CSV engine's WebAssembly fast path is not built (${file}); run npm run build:wasm`, { cause: err });
   }
-  return compiled;
+  return new WebAssembly.Module(bytes);
+}
+
+/** Compile the fast path now (once per thread), so a missing build fails a process at its start, not at its first job. */
+export function loadFastPath(): void {
+  compiled ??= compileFastPath();
 }
 
 export class SimdRows {
@@ -52,7 +54,8 @@ export class SimdRows {
   private k = 0;
 
   constructor() {
-    this.x = new WebAssembly.Instance(wasmModule(), {}).exports as unknown as Exports;
+    loadFastPath();
+    this.x = new WebAssembly.Instance(compiled as WebAssembly.Module, {}).exports as unknown as Exports;
     this.bufAt = this.x.BUF.value as number;
     this.otherRowStatus = this.x.OTHER_ROW.value as number;
   }

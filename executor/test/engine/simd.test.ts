@@ -1,5 +1,5 @@
 import { createSummer } from '../../src/engine';
-import { SimdRows } from '../../src/engine/simd';
+import { SimdRows, compileFastPath } from '../../src/engine/simd';
 
 /*
  * The WebAssembly fast path on its own: which rows it takes, where it stops, and the sums it
@@ -97,6 +97,12 @@ describe('SimdRows', () => {
     const large = simd.buffer(8 << 20, SLACK);
     expect(small.length).toBe(0); // detached by the growth
     expect(large.toString('latin1', 0, 6)).toBe('12,34\n');
+  });
+
+  it('says how to build it when rows.wasm is missing', () => {
+    expect(() => compileFastPath('/nonexistent/rows.wasm')).toThrow(
+      "the CSV engine's WebAssembly fast path is not built (/nonexistent/rows.wasm); run npm run build:wasm",
+    );
   });
 
   it('refuses a layout with more summed columns than it holds', () => {
