@@ -725,7 +725,8 @@ export class Engine {
           if (s !== 0n) this.big[j] += s;
         }
       }
-      if (simd.otherRow) p = this.fastRows(p, this.view.indexOf(10, p) + 1, stop);
+      // fastRows takes the row it stopped at; and the rest of [p, lim) too when such rows come thick here.
+      if (simd.otherRow) p = this.fastRows(p, n < 8 ? lim : this.view.indexOf(10, p) + 1, stop);
     }
     return p;
   }

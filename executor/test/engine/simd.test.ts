@@ -112,6 +112,21 @@ describe('SimdRows', () => {
 });
 
 describe('the engine with the WebAssembly fast path', () => {
+  it('sums rows it does not take, one among many and many together, exactly once', () => {
+    // 20 plain, 1 with a space, 20 plain, 12 with a plus sign, 20 plain: the lone row goes to the
+    // TypeScript fast path by itself, the run of them with the rest of the chunk.
+    const kinds = [...Array(20).fill(''), ' ', ...Array(20).fill(''), ...Array(12).fill('+'), ...Array(20).fill('')] as string[];
+    const data = Buffer.from(`a,b\n${kinds.map((k, i) => `x,${k}${i}.5`).join('\n')}\n`);
+    const run = (simd: boolean) => {
+      const s = createSummer({ step: 1, offset: 1 }, { simd });
+      s.push(data);
+      return s.finish();
+    };
+    const want = kinds.reduce((t, _, i) => t + i + 0.5, 0);
+    expect(run(true).columns[0]).toMatchObject({ sum: want.toFixed(1), count: kinds.length });
+    expect(run(true)).toEqual(run(false));
+  });
+
   it('gives the same sums as without it over 18-digit values whose sums pass 2^63', () => {
     const rows = Array.from({ length: 40 }, (_, i) => `${i % 3 === 0 ? '-' : ''}${String(987654321987654321n - BigInt(i))},${i}.5`);
     const data = Buffer.from(`a,b\n${rows.join('\n')}\n`);
