@@ -3,7 +3,7 @@
 # (`node executor/dist/main.js`). Node 24 is the Active LTS line.
 ARG NODE_IMAGE=node:24-slim
 
-# ---- build: all dependencies, compile TypeScript to */dist
+# ---- build: all dependencies, compile TypeScript to */dist and the engine's WebAssembly to executor/dist/rows.wasm
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # Manifests first so the dependency layer is cached until they change.
@@ -13,6 +13,7 @@ COPY executor/package.json executor/
 COPY api/package.json api/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json ./
+COPY scripts/build-wasm.mjs scripts/
 COPY shared/ shared/
 COPY executor/ executor/
 COPY api/ api/

@@ -254,6 +254,23 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('gives the build stage every file that `npm run build` runs', () => {
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    const files: string[] = [];
+    const visit = (name: string): void => {
+      for (const words of scripts[name].split('&&').map((c) => c.trim().split(/\s+/))) {
+        if (words[0] === 'npm' && words[1] === 'run') visit(words[2]);
+        else if (words[0] === 'node') files.push(words[1]);
+        else if (words[0] === 'tsc') files.push(...words.slice(2).map((d) => `${d}/tsconfig.json`));
+      }
+    };
+    visit('build');
+    expect(files).toContain('scripts/build-wasm.mjs');
+    const build = lines.slice(0, lines.findIndex((l) => / AS runtime$/i.test(l)));
+    const copied = build.filter((l) => l.startsWith('COPY ')).flatMap((l) => l.split(/\s+/).slice(1, -1).map((a) => a.replace(/\/$/, '')));
+    for (const file of files) expect({ file, copied: copied.some((c) => file === c || file.startsWith(`${c}/`)) }).toEqual({ file, copied: true });
+  });
+
   it('ships every folder a workspace runs from: dist, and the rest but sources and tests', () => {
     // assembly/ holds the WebAssembly fast path's source; the build puts rows.wasm in executor/dist.
     const runtime = lines.slice(lines.findIndex((l) => / AS runtime$/i.test(l)));
