@@ -80,6 +80,10 @@ describe('local files', () => {
     expect([escape.status, escape.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
     const putEscape = await request(app).put('/api/v1/files/local/%2e%2e/x.csv').send('a\n');
     expect([putEscape.status, putEscape.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+    // An empty first segment is an absolute path, refused like one in a job's file, and nothing is written.
+    const putAbsolute = await request(app).put('/api/v1/files/local//abs/x.csv').send('a\n');
+    expect([putAbsolute.status, putAbsolute.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+    expect(fs.existsSync(path.join(dataDir, 'abs'))).toBe(false);
 
     const folder = await request(app).get('/api/v1/files/local/folder');
     expect([folder.status, folder.body.code]).toEqual([400, 'VALIDATION']);

@@ -78,7 +78,8 @@ function isFolder(req: Request, rest: string[]): boolean {
 
 function localTarget(req: Request): [Location, boolean] {
   const rest = segments(req.params.path);
-  const rel = rest.filter((s) => s !== '').join('/');
+  // Empty segments collapse (a//b is a/b), but not a first one: local//abs/x.csv names /abs/x.csv, which parseLocation refuses.
+  const rel = rest.filter((s, i) => s !== '' || i === 0).join('/');
   // A leading ./ keeps a path like "s3:/x" or "file:x" a local path, not a location scheme.
   const loc = parseLocation(/^[a-z][a-z0-9+.-]*:/i.test(rel) ? `./${rel}` : rel);
   return [loc, isFolder(req, rest)];
