@@ -92,6 +92,9 @@ function isDigit(c: number): boolean {
   return (c - 48) >>> 0 < 10;
 }
 
+/** Fewer plain rows than this before one the WebAssembly path does not take, and the TypeScript one takes the rest of the chunk. */
+const SIMD_MIN_RUN = 8;
+
 /** Bytes past the end of the read buffer that word loops may load (never use). */
 const SLACK = 16;
 
@@ -720,13 +723,10 @@ export class Engine {
         this.rows += n;
         this.records += n;
         this.fastCount += n;
-        for (let j = 0; j < this.k; j++) {
-          const s = simd.sum(j);
-          if (s !== 0n) this.big[j] += s;
-        }
+        simd.takeSums(this.big);
       }
       // fastRows takes the row it stopped at; and the rest of [p, lim) too when such rows come thick here.
-      if (simd.otherRow) p = this.fastRows(p, n < 8 ? lim : this.view.indexOf(10, p) + 1, stop);
+      if (simd.otherRow) p = this.fastRows(p, n < SIMD_MIN_RUN ? lim : this.view.indexOf(10, p) + 1, stop);
     }
     return p;
   }

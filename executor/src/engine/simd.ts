@@ -94,13 +94,17 @@ export class SimdRows {
     return q;
   }
 
-  /** Column j's sum since the last call, at its scale; zeroed. */
-  sum(j: number): bigint {
+  /** Add each column's sum since the last call (at the scales set) to totals[j], and zero it. */
+  takeSums(totals: bigint[]): void {
     const i64 = this.views().i64;
-    const i = ((this.x.ACC.value as number) >> 3) + j;
-    const s = i64[i];
-    i64[i] = 0n;
-    return s;
+    const at = (this.x.ACC.value as number) >> 3;
+    for (let j = 0; j < this.k; j++) {
+      const s = i64[at + j];
+      if (s !== 0n) {
+        totals[j] += s;
+        i64[at + j] = 0n;
+      }
+    }
   }
 
   /** Views of the memory, made again after it grows (growing detaches the old ones). */

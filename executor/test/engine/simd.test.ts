@@ -21,7 +21,9 @@ function load(text: string, fieldCount: number, indices: number[], scales: numbe
 }
 
 function sums(simd: SimdRows, k: number): bigint[] {
-  return Array.from({ length: k }, (_, j) => simd.sum(j));
+  const totals = new Array<bigint>(k).fill(0n);
+  simd.takeSums(totals);
+  return totals;
 }
 
 describe('SimdRows', () => {
@@ -62,7 +64,7 @@ describe('SimdRows', () => {
   ])('stops at the start of a row with %s, having taken the rows before it', (_, text) => {
     const { simd } = load(text, 2, [0], [2]);
     expect(simd.rows(0, text.length, Infinity, 1 << 20)).toBe(4);
-    expect({ taken: simd.taken, otherRow: simd.otherRow, sum: simd.sum(0) }).toEqual({ taken: 1, otherRow: true, sum: 100n });
+    expect({ taken: simd.taken, otherRow: simd.otherRow, sum: sums(simd, 1)[0] }).toEqual({ taken: 1, otherRow: true, sum: 100n });
   });
 
   it('stops at a row longer than the record limit', () => {
@@ -76,7 +78,7 @@ describe('SimdRows', () => {
     const text = '1,2\n3,4\n5,6\n';
     const { simd } = load(text, 2, [0], [0]);
     expect(simd.rows(0, text.length, 5, 1 << 20)).toBe(8);
-    expect({ taken: simd.taken, otherRow: simd.otherRow, sum: simd.sum(0) }).toEqual({ taken: 2, otherRow: false, sum: 4n });
+    expect({ taken: simd.taken, otherRow: simd.otherRow, sum: sums(simd, 1)[0] }).toEqual({ taken: 2, otherRow: false, sum: 4n });
   });
 
   it('returns once a sum passes 2^60, with that row taken, so no sum can overflow', () => {
@@ -85,9 +87,9 @@ describe('SimdRows', () => {
     const { simd } = load(text, 2, [0], [0]);
     const first = simd.rows(0, text.length, Infinity, 1 << 20);
     expect({ at: first, taken: simd.taken, otherRow: simd.otherRow }).toEqual({ at: 2 * (big.length + 3), taken: 2, otherRow: false });
-    expect(simd.sum(0)).toBe(2n * BigInt(big));
+    expect(sums(simd, 1)[0]).toBe(2n * BigInt(big));
     expect(simd.rows(first, text.length, Infinity, 1 << 20)).toBe(text.length);
-    expect(simd.sum(0)).toBe(BigInt(big));
+    expect(sums(simd, 1)[0]).toBe(BigInt(big));
   });
 
   it('keeps the buffer’s bytes when its memory grows', () => {
