@@ -47,6 +47,17 @@ async function midJob(id: string) {
   );
 }
 
+/** A job on a new S3 file of `bytes`, once one of `among` (its runner) is part-way through it. */
+async function jobUnderWay(name: string, bytes: number, among: ServiceProcess[]) {
+  const { file, expected } = await s3.put(name, bytes);
+  const res = await cluster.submit({ file });
+  expect(res.status).toBe(202);
+  const id = res.body.id as string;
+  const runner = await runnerOf(id, 1, among);
+  const midway = await midJob(id);
+  return { id, expected, runner, midway };
+}
+
 afterEach(async () => {
   await cluster.waitForNoActive();
   expect(await cluster.queueDepth()).toBe(0);
@@ -56,14 +67,8 @@ afterEach(async () => {
 
 test('kill -9 mid-job: another executor finishes it with the right sums on attempt 2', async () => {
   const [a, b] = await Promise.all([cluster.addExecutor(), cluster.addExecutor()]);
-  const { file, expected } = await s3.put('kill9.csv', SLOW_BYTES);
-  const res = await cluster.submit({ file });
-  expect(res.status).toBe(202);
-  const id = res.body.id as string;
-
-  const first = await runnerOf(id, 1, [a, b]);
-  const before = await midJob(id);
-  expect(before.progress.bytesRead).toBeLessThan(before.progress.bytesTotal);
+  const { id, expected, runner: first, midway } = await jobUnderWay('kill9.csv', SLOW_BYTES, [a, b]);
+  expect(midway.progress.bytesRead).toBeLessThan(midway.progress.bytesTotal);
   await first.kill();
 
   const survivor = first === a ? b : a;
@@ -97,11 +102,7 @@ test('kill -9 after the result is written, before the ack: the redelivery is ack
 
 test('SIGTERM past the grace period: the job is handed back, another executor finishes it, the process exits 0', async () => {
   const leaving = await cluster.addExecutor({ SHUTDOWN_GRACE_MS: '300' });
-  const { file, expected } = await s3.put('handback.csv', 2 * SLOW_BYTES);
-  const res = await cluster.submit({ file });
-  const id = res.body.id as string;
-  await runnerOf(id, 1, [leaving]);
-  await midJob(id);
+  const { id, expected } = await jobUnderWay('handback.csv', 2 * SLOW_BYTES, [leaving]);
 
   expect(await leaving.terminate()).toBe(0);
   expect(leaving.logged('job succeeded', id)).toHaveLength(0);
@@ -118,11 +119,7 @@ test('SIGTERM past the grace period: the job is handed back, another executor fi
 
 test('SIGTERM within the grace period: the job finishes where it runs, then the process exits 0', async () => {
   const leaving = await cluster.addExecutor({ SHUTDOWN_GRACE_MS: '30000' });
-  const { file, expected } = await s3.put('grace.csv', 2 * MB);
-  const res = await cluster.submit({ file });
-  const id = res.body.id as string;
-  await runnerOf(id, 1, [leaving]);
-  await midJob(id);
+  const { id, expected } = await jobUnderWay('grace.csv', 2 * MB, [leaving]);
 
   expect(await leaving.terminate()).toBe(0);
   const job = await cluster.store.get(id);
