@@ -245,7 +245,8 @@ export class Engine {
 
   constructor(private readonly cfg: EngineConfig) {
     // Typed-array views of WebAssembly memory read it as little-endian, as the host must be.
-    this.simd = cfg.simd !== false && LITTLE_ENDIAN ? new SimdRows() : null;
+    // A header-only engine (the parallel runner's) never reaches a data row, so it needs no instance.
+    this.simd = cfg.simd !== false && !cfg.headerOnly && LITTLE_ENDIAN ? new SimdRows() : null;
     this.useBuffer(alignedBuffer(cfg.bufferBytes ?? 1 << 20, this.simd));
     this.scratch2 = Buffer.allocUnsafeSlow(0);
     if (cfg.layout) this.setLayout(cfg.layout);
