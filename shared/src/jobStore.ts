@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
 import {
+  FINAL_STATUSES,
   type ActiveCount,
   type Job,
   type JobOptions,
@@ -21,6 +22,9 @@ import {
  *   idem:{key} id of the job an Idempotency-Key created
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one.
  */
+
+/** Lua: whether the local `status` is final; built from FINAL_STATUSES so the scripts and isFinal agree. */
+const LUA_FINAL = FINAL_STATUSES.map((s) => `status == '${s}'`).join(' or ');
 
 const SCRIPTS = {
   create: {
@@ -57,7 +61,7 @@ const SCRIPTS = {
     lua: `
       local status = redis.call('HGET', KEYS[1], 'status')
       if not status then return {'missing', 0} end
-      if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {status, 0} end
+      if ${LUA_FINAL} then return {status, 0} end
       if status == 'running' then
         local lease = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0')
         if lease > tonumber(ARGV[4]) then return {'busy', lease} end
@@ -107,7 +111,7 @@ const SCRIPTS = {
     lua: `
       local status = redis.call('HGET', KEYS[1], 'status')
       if not status then return 'missing' end
-      if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return status end
+      if ${LUA_FINAL} then return status end
       local err = ARGV[3]
       if ARGV[2] == 'failed' then err = redis.call('HGET', KEYS[1], 'lastError') or err end
       redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finishedAt', ARGV[4])
