@@ -1,4 +1,5 @@
 import { AppError } from '../errors';
+import type { ReadOptions } from './types';
 
 /** How hard a read fights for its bytes; `config.reads` has this shape. */
 export interface ReadPolicy {
@@ -17,6 +18,24 @@ export function backoffDelay(attempt: number, policy: ReadPolicy, random: () => 
   const cap = policy.maxBackoffMs ?? 30_000;
   const ceiling = Math.min(cap, policy.backoffMs * 2 ** Math.max(0, attempt - 1));
   return Math.floor(random() * ceiling);
+}
+
+/**
+ * Before the attempt-th try in a row after a fault at offset: gives up with STORAGE_UNAVAILABLE past
+ * policy.retries, else tells onRetry and sleeps the backoff (CANCELLED if the signal aborts meanwhile).
+ */
+export async function pauseBeforeRetry(
+  where: string,
+  attempt: number,
+  offset: number,
+  error: unknown,
+  policy: ReadPolicy,
+  { signal, onRetry }: ReadOptions,
+): Promise<void> {
+  if (attempt > policy.retries) throw storageUnavailable(where, attempt, error);
+  const delayMs = backoffDelay(attempt, policy);
+  onRetry?.({ attempt, offset, delayMs, error });
+  await sleep(delayMs, signal);
 }
 
 export function cancelled(signal: AbortSignal): AppError {

@@ -9,13 +9,12 @@ import { AppError } from '../errors';
 import type { Location } from '../location';
 import {
   accessDenied,
-  backoffDelay,
   cancelled,
   fileChanged,
   fileNotFound,
   IdleTimeoutError,
+  pauseBeforeRetry,
   type ReadPolicy,
-  sleep,
   storageUnavailable,
   withIdleTimeout,
 } from './backoff';
@@ -73,7 +72,7 @@ export class LocalStorage implements Storage {
   async read(loc: Location, options: ReadOptions = {}): Promise<ReadHandle> {
     const rel = localPath(loc);
     const real = await this.resolveExisting(rel);
-    const { signal, onRetry } = options;
+    const { signal } = options;
     const policy = this.policy;
     let attempt = 0;
     let offset = 0;
@@ -95,7 +94,7 @@ export class LocalStorage implements Storage {
           await handle?.close().catch(() => undefined);
           if (err instanceof AppError) throw err;
           if (!TRANSIENT.has(errno(err) ?? '')) throw this.mapError(err, rel);
-          await this.backoff(++attempt, offset, err, rel, signal, onRetry);
+          await pauseBeforeRetry(rel, ++attempt, offset, err, policy, options);
         }
       }
     };
@@ -104,7 +103,6 @@ export class LocalStorage implements Storage {
     const info: ObjectInfo = { size: first.st.size, modified: first.st.mtime };
     let current: FileHandle | undefined = first.handle;
     const chunkSize = this.chunkSize;
-    const backoff = this.backoff.bind(this);
     const mapError = this.mapError.bind(this);
 
     async function* chunks(): AsyncGenerator<Buffer> {
@@ -128,7 +126,7 @@ export class LocalStorage implements Storage {
               buffers = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
             }
             void stale.close().catch(() => undefined);
-            await backoff(++attempt, offset, err, rel, signal, onRetry);
+            await pauseBeforeRetry(rel, ++attempt, offset, err, policy, options);
             continue;
           }
           if (bytesRead === 0) {
@@ -314,20 +312,6 @@ export class LocalStorage implements Storage {
       }
     }
     return current;
-  }
-
-  private async backoff(
-    attempt: number,
-    offset: number,
-    error: unknown,
-    rel: string,
-    signal: AbortSignal | undefined,
-    onRetry: ReadOptions['onRetry'],
-  ): Promise<void> {
-    if (attempt > this.policy.retries) throw storageUnavailable(rel, attempt, error);
-    const delayMs = backoffDelay(attempt, this.policy);
-    onRetry?.({ attempt, offset, delayMs, error });
-    await sleep(delayMs, signal);
   }
 
   private mapError(err: unknown, rel: string): AppError {

@@ -11,12 +11,11 @@ import { AppError } from '../errors';
 import type { Location } from '../location';
 import {
   accessDenied,
-  backoffDelay,
   cancelled,
   fileChanged,
   fileNotFound,
+  pauseBeforeRetry,
   type ReadPolicy,
-  sleep,
   storageUnavailable,
   withIdleTimeout,
 } from './backoff';
@@ -69,7 +68,7 @@ export class S3Storage implements Storage {
 
   async read(loc: Location, options: ReadOptions = {}): Promise<ReadHandle> {
     const k = objectKey(loc);
-    const { signal, onRetry } = options;
+    const { signal } = options;
     const policy = this.policy;
     const client = this.readClient;
     // Aborts the request in flight when the caller aborts or closes the handle.
@@ -84,13 +83,7 @@ export class S3Storage implements Storage {
     let attempt = 0;
     let body: Readable | undefined;
 
-    const backoff = async (err: unknown): Promise<void> => {
-      attempt += 1;
-      if (attempt > policy.retries) throw storageUnavailable(k.where, attempt, err);
-      const delayMs = backoffDelay(attempt, policy);
-      onRetry?.({ attempt, offset, delayMs, error: err });
-      await sleep(delayMs, signal);
-    };
+    const backoff = (err: unknown): Promise<void> => pauseBeforeRetry(k.where, ++attempt, offset, err, policy, options);
 
     // GetObject from offset; every response after the first must be the same object version.
     const request = async (): Promise<Readable> => {
