@@ -1,13 +1,28 @@
-/** Unit and integration tests across the workspaces; type-checking is `npm run typecheck`. */
-module.exports = {
+/**
+ * Two tiers: `unit` needs no server and runs in seconds; `integration` talks to the real Redis,
+ * RabbitMQ and an S3 endpoint. `npm test` runs both; type-checking of the whole tree is `npm run typecheck`.
+ */
+const WORKSPACES = ['<rootDir>/shared', '<rootDir>/executor', '<rootDir>/api'];
+const UNIT = '/test/unit/';
+
+const common = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/shared', '<rootDir>/executor', '<rootDir>/api', '<rootDir>/test'],
-  testMatch: ['**/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   moduleNameMapper: { '^@decisum/shared$': '<rootDir>/shared/src/index.ts' },
-  transform: {
-    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', diagnostics: false }],
-  },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
+};
+
+module.exports = {
   testTimeout: 60_000,
   maxWorkers: 2,
+  projects: [
+    { ...common, displayName: 'unit', roots: WORKSPACES, testMatch: [`**${UNIT}**/*.test.ts`] },
+    {
+      ...common,
+      displayName: 'integration',
+      roots: [...WORKSPACES, '<rootDir>/test'],
+      testMatch: ['**/test/**/*.test.ts'],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, UNIT],
+    },
+  ],
 };

@@ -25,21 +25,21 @@ function header() {
 /** Columns summed, as field indices (the generated files have no index column). */
 function summed(names) {
   const out = [];
-  for (let i = offset; i < names.length; i += step) out.push(i);
+  for (let i = offset; i < names.length; i += step) { out.push(i); }
   return out;
 }
 
-async function newlineCount() {
+function newlineCount() {
   const fd = fs.openSync(file, 'r');
   const buf = Buffer.allocUnsafe(1 << 20);
   let pos = 0;
   let lines = 0;
   for (;;) {
     const n = fs.readSync(fd, buf, 0, buf.length, pos);
-    if (n === 0) break;
+    if (n === 0) { break; }
     pos += n;
     const view = n === buf.length ? buf : buf.subarray(0, n);
-    for (let i = view.indexOf(10); i >= 0; i = view.indexOf(10, i + 1)) lines++;
+    for (let i = view.indexOf(10); i >= 0; i = view.indexOf(10, i + 1)) { lines++; }
   }
   fs.closeSync(fd);
   return { bytes: pos, sums: [String(lines)] };
@@ -64,7 +64,7 @@ async function csvParse() {
     }
     for (let j = 0; j < idx.length; j++) {
       const v = rec[idx[j]];
-      if (v !== undefined && v !== '') sums[j] += Number(v);
+      if (v !== undefined && v !== '') { sums[j] += Number(v); }
     }
   }
   return { bytes: limit, sums: sums.map(String) };
@@ -85,7 +85,7 @@ function papa() {
         const rec = row.data;
         for (let j = 0; j < idx.length; j++) {
           const v = rec[idx[j]];
-          if (v !== undefined && v !== '') sums[j] += Number(v);
+          if (v !== undefined && v !== '') { sums[j] += Number(v); }
         }
       },
       complete: () => resolve({ bytes: limit, sums: sums.map(String) }),
@@ -119,14 +119,14 @@ const methods = {
 
 /** Libraries load before the clock starts: the figures are about reading CSV. */
 const loaded = {};
-if (method.startsWith('decisum')) loaded.engine = require(path.join(__dirname, '../executor/dist/engine/index.js'));
-if (method === 'csv-parse') loaded.csvParse = require('csv-parse');
-if (method === 'papaparse') loaded.papaparse = require('papaparse');
-if (method === 'duckdb') loaded.duckdb = require('@duckdb/node-api');
+if (method.startsWith('decisum')) { loaded.engine = require(path.join(__dirname, '../executor/dist/engine/index.js')); }
+if (method === 'csv-parse') { loaded.csvParse = require('csv-parse'); }
+if (method === 'papaparse') { loaded.papaparse = require('papaparse'); }
+if (method === 'duckdb') { loaded.duckdb = require('@duckdb/node-api'); }
 
 (async () => {
   const run = methods[method];
-  if (!run) throw new Error(`unknown method ${method}`);
+  if (!run) { throw new Error(`unknown method ${method}`); }
   const t0 = process.hrtime.bigint();
   const out = await run();
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;

@@ -65,7 +65,7 @@ function loadImpls(): { name: string; make: Make }[] {
 }
 
 async function data(): Promise<Buffer> {
-  if (file) return readFileSync(file);
+  if (file) { return readFileSync(file); }
   const perRow = kind === 'decimal' ? 840 : kind === 'int' ? 440 : 1150;
   const rows = Math.max(1, Math.round((mb * 1e6) / perRow));
   const parts: Buffer[] = [];
@@ -83,7 +83,7 @@ async function data(): Promise<Buffer> {
 
 async function main(): Promise<void> {
   const buf = await data();
-  if (save) writeFileSync(save, buf);
+  if (save) { writeFileSync(save, buf); }
   const impls = loadImpls();
   const speeds = new Map<string, number[]>();
   const answers = new Map<string, string>();
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     for (const impl of impls) {
       const t0 = process.hrtime.bigint();
       const s = impl.make();
-      for (let i = 0; i < buf.length; i += chunkBytes) s.push(buf.subarray(i, i + chunkBytes));
+      for (let i = 0; i < buf.length; i += chunkBytes) { s.push(buf.subarray(i, i + chunkBytes)); }
       const res = s.finish();
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       const speed = buf.length / 1e6 / (ms / 1000);
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
         (answers.get(impl.name) === answers.get(first) ? '' : '  SUMS DIFFER'),
     );
   }
-  if (runs > 0) console.log(`answer ${answers.get(first)!.slice(0, 120)}`);
+  if (runs > 0) { console.log(`answer ${answers.get(first)!.slice(0, 120) }`); }
   console.log(`load ${loadavg().map((x: number) => x.toFixed(1)).join(' ')}`);
 }
 

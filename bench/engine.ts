@@ -34,7 +34,7 @@ interface Measure {
 async function dataFile(kind: CsvKind): Promise<string> {
   const cols = kind === 'sample' ? 50 : 100;
   const file = path.join(DATA, `${kind}-${rows}x${cols}.csv`);
-  if (existsSync(file)) return file;
+  if (existsSync(file)) { return file; }
   mkdirSync(DATA, { recursive: true });
   const t0 = Date.now();
   const tmp = `${file}.part`;
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     const size = statSync(file).size;
     const measured = new Map<string, Measure>();
     for (const m of f.methods) {
-      if (only && !only.split(',').includes(m)) continue;
+      if (only && !only.split(',').includes(m)) { continue; }
       const x = measure(m, file, 10, 0);
       measured.set(m, x);
       console.error(`${f.label} ${m}: ${((x.bytes / 1e6) / (x.ms / 1000)).toFixed(0)} MB/s, ${x.rssMB.toFixed(0)} MB`);
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     const exact = measured.get('decisum-2t') ?? base;
     for (const [m, x] of measured) {
       let agree = '';
-      if (m === 'duckdb' || m === 'decisum-2t') agree = exact && base ? String(JSON.stringify(x.sums) === JSON.stringify(base.sums)) : '';
+      if (m === 'duckdb' || m === 'decisum-2t') { agree = exact && base ? String(JSON.stringify(x.sums) === JSON.stringify(base.sums)) : ''; }
       lines.push(
         `| ${f.label} (${(size / 1e6).toFixed(0)} MB) | ${m}${x.bytes < size ? ` (first ${(x.bytes / 1e6).toFixed(0)} MB)` : ''} | ${mbs(x).toFixed(0)} | ${
           base ? (mbs(base) / mbs(x)).toFixed(2) : ''

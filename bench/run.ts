@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'engine.ts'), ...args], {
     stdio: 'inherit',
   });
-  if (!process.argv.includes('--no-storage')) await runStorageBench();
+  if (!process.argv.includes('--no-storage')) { await runStorageBench(); }
 }
 
 main().catch((err: unknown) => {

@@ -33,7 +33,7 @@ export interface StorageBenchRow {
 
 /** Writes the file once, in 8 MB blocks: a header, then numbered rows of 41 numeric columns. */
 function ensureFile(file: string): number {
-  if (fs.existsSync(file) && fs.statSync(file).size >= TARGET_BYTES * 0.9) return fs.statSync(file).size;
+  if (fs.existsSync(file) && fs.statSync(file).size >= TARGET_BYTES * 0.9) { return fs.statSync(file).size; }
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const header = `id,${Array.from({ length: 40 }, (_, i) => `col${i}`).join(',')}\n`;
   const line = `0000000000,${Array.from({ length: 40 }, (_, i) => `${(i * 7) % 100}.${(i * 37) % 1000}`).join(',')}\n`;
@@ -45,7 +45,7 @@ function ensureFile(file: string): number {
   fs.writeSync(fd, header);
   let written = header.length;
   for (let row = 0; written < TARGET_BYTES; ) {
-    for (let i = 0; i < perBlock; i++, row++) block.write(String(row).padStart(10, '0'), i * line.length, 'latin1');
+    for (let i = 0; i < perBlock; i++, row++) { block.write(String(row).padStart(10, '0'), i * line.length, 'latin1'); }
     fs.writeSync(fd, block);
     written += block.length;
   }
@@ -61,10 +61,10 @@ async function startS3rver(directory: string): Promise<{ endpoint: string; child
     new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: ${JSON.stringify(directory)} })
       .run().then((a) => console.log('PORT ' + a.port));`;
   const child = spawn(process.execPath, ['-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   for await (const l of lines) {
     const m = /^PORT (\d+)$/.exec(l);
-    if (m) return { endpoint: `http://127.0.0.1:${m[1]}`, child };
+    if (m) { return { endpoint: `http://127.0.0.1:${m[1] }`, child }; }
   }
   throw new Error('s3rver did not start');
 }
@@ -99,7 +99,7 @@ export async function runStorageBench(log: (line: string) => void = console.log)
     const localLoc: Location = { kind: 'local', path: FILE };
     const s3Loc: Location = { kind: 's3', bucket: 'bench', key: FILE };
     const mbps = (r: { bytes: number; seconds: number }) => {
-      if (r.bytes !== bytes) throw new Error(`read ${r.bytes} of ${bytes} bytes`);
+      if (r.bytes !== bytes) { throw new Error(`read ${r.bytes} of ${bytes} bytes`); }
       return r.bytes / 1e6 / r.seconds;
     };
     // Warm the page cache once, then measure each way.

@@ -11,16 +11,17 @@ const source = path.join(root, 'executor/assembly/rows.ts');
 const out = path.join(root, 'executor/dist/rows.wasm');
 
 let wasm;
-const { error, stderr } = await asc.main(
+const diagnostics = asc.createMemoryStream();
+const { error } = await asc.main(
   [source, '--outFile', 'rows.wasm', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd'],
-  { writeFile: (_name, contents) => void (wasm = Buffer.from(contents)) },
+  { writeFile: (_name, contents) => void (wasm = Buffer.from(contents)), stderr: diagnostics },
 );
 if (error || !wasm) {
-  console.error(stderr.toString());
+  console.error(diagnostics.toString());
   console.error(`build:wasm: ${error?.message ?? 'no output'}`);
   process.exit(1);
 }
-if (existsSync(out) && readFileSync(out).equals(wasm)) process.exit(0);
+if (existsSync(out) && readFileSync(out).equals(wasm)) { process.exit(0); }
 mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(`${out}.${process.pid}.tmp`, wasm);
 renameSync(`${out}.${process.pid}.tmp`, out);

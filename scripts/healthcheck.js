@@ -8,7 +8,7 @@
 const fs = require('node:fs');
 
 function role() {
-  if (process.env.DECISUM_ROLE) return process.env.DECISUM_ROLE;
+  if (process.env.DECISUM_ROLE) { return process.env.DECISUM_ROLE; }
   try {
     return fs.readFileSync('/proc/1/cmdline', 'utf8').includes('executor') ? 'executor' : 'api';
   } catch {
@@ -24,7 +24,7 @@ function probe(port, path) {
 
 if (role() === 'executor') {
   const port = process.env.EXECUTOR_METRICS_PORT || '9464';
-  if (port === '0') process.exit(0);
+  if (port === '0') { process.exit(0); }
   probe(port, '/metrics');
 } else {
   probe(process.env.PORT || '8080', '/healthz');

@@ -76,7 +76,7 @@ async function run(cluster: Cluster, opts: ReturnType<typeof options>): Promise<
         const res = await cluster.submit({ file: 'sample.csv' }, { 'Idempotency-Key': key }, cluster.apis[c % 2].url).catch(() => undefined);
         if (res?.status === 202) {
           latencies.push(performance.now() - started);
-          ids.push(res.body.id as string);
+          ids.push((res.body as { id: string }).id);
           break;
         }
         refused++;
@@ -90,7 +90,7 @@ async function run(cluster: Cluster, opts: ReturnType<typeof options>): Promise<
   const killer = (async () => {
     while (!done) {
       await new Promise((r) => setTimeout(r, opts.killEveryMs));
-      if (done) break;
+      if (done) { break; }
       const live = cluster.executors.filter((p) => p.alive);
       const victim = live[Math.floor(Math.random() * live.length)];
       await victim.kill();
@@ -108,14 +108,14 @@ async function run(cluster: Cluster, opts: ReturnType<typeof options>): Promise<
   let last = -1;
   try {
     while (finished < ids.length) {
-      if (Date.now() > deadline) throw new Error(`only ${finished}/${ids.length} jobs finished in time\n${cluster.logs()}`);
+      if (Date.now() > deadline) { throw new Error(`only ${finished}/${ids.length} jobs finished in time\n${cluster.logs() }`); }
       const pipeline = cluster.redis.pipeline();
-      for (const id of ids) pipeline.hget(`${cluster.prefix}:job:${id}`, 'status');
+      for (const id of ids) { pipeline.hget(`${cluster.prefix}:job:${id}`, 'status'); }
       const statuses = ((await pipeline.exec()) ?? []).map(([, s]) => s as string | null);
       finished = statuses.filter(isFinal).length;
-      if (finished !== last) log(`${finished}/${ids.length} finished, ${kills} executors killed`);
+      if (finished !== last) { log(`${finished}/${ids.length} finished, ${kills} executors killed`); }
       last = finished;
-      if (finished < ids.length) await new Promise((r) => setTimeout(r, 250));
+      if (finished < ids.length) { await new Promise((r) => setTimeout(r, 250)); }
     }
   } finally {
     done = true;
@@ -125,23 +125,23 @@ async function run(cluster: Cluster, opts: ReturnType<typeof options>): Promise<
 
   // Every accepted job: succeeded, the right sums, its result written by one attempt only.
   const problems: string[] = [];
-  if (new Set(ids).size !== ids.length || ids.length !== opts.jobs) problems.push(`${ids.length} ids for ${opts.jobs} jobs (${new Set(ids).size} distinct)`);
+  if (new Set(ids).size !== ids.length || ids.length !== opts.jobs) { problems.push(`${ids.length} ids for ${opts.jobs} jobs (${new Set(ids).size} distinct)`); }
   const writes = new Map<string, number>();
   for (const p of cluster.executors) {
-    for (const l of p.logged('job succeeded')) if (l.written === true) writes.set(l.jobId!, (writes.get(l.jobId!) ?? 0) + 1);
+    for (const l of p.logged('job succeeded')) { if (l.written === true) { writes.set(l.jobId!, (writes.get(l.jobId!) ?? 0) + 1); } }
   }
   let retried = 0;
   for (const id of ids) {
     const job = await cluster.store.get(id);
-    if (job?.status !== 'succeeded') problems.push(`${id}: ${job?.status} ${JSON.stringify(job?.error)}`);
+    if (job?.status !== 'succeeded') { problems.push(`${id}: ${job?.status} ${JSON.stringify(job?.error) }`); }
     else if (JSON.stringify(job.result?.columns.map((c) => c.sum)) !== JSON.stringify(SAMPLE_SUMS) || job.result?.rows !== 168) {
       problems.push(`${id}: wrong result ${JSON.stringify(job.result)}`);
     }
-    if ((writes.get(id) ?? 0) > 1) problems.push(`${id}: result written ${writes.get(id)} times`);
-    if ((job?.attempts ?? 0) > 1) retried++;
+    if ((writes.get(id) ?? 0) > 1) { problems.push(`${id}: result written ${writes.get(id) } times`); }
+    if ((job?.attempts ?? 0) > 1) { retried++; }
   }
   const active = await cluster.active();
-  if (active.active !== 0) problems.push(`active is ${JSON.stringify(active)} at the end`);
+  if (active.active !== 0) { problems.push(`active is ${JSON.stringify(active) } at the end`); }
 
   latencies.sort((a, b) => a - b);
   const summary = {

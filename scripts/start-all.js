@@ -31,13 +31,13 @@ async function main() {
   if (!up) {
     console.error('start: Redis or RabbitMQ is not listening; starting them with scripts/services.sh');
     const r = spawnSync('bash', [path.join(root, 'scripts/services.sh')], { stdio: 'inherit' });
-    if (r.status !== 0) process.exit(r.status || 1);
+    if (r.status !== 0) { process.exit(r.status || 1); }
   }
 
   const dataDir = path.resolve(process.env.DATA_DIR || './data');
   fs.mkdirSync(dataDir, { recursive: true });
   const sample = path.join(dataDir, 'sample.csv');
-  if (!fs.existsSync(sample)) fs.copyFileSync(path.join(root, 'test/fixtures/sample.csv'), sample);
+  if (!fs.existsSync(sample)) { fs.copyFileSync(path.join(root, 'test/fixtures/sample.csv'), sample); }
 
   const env = { ...process.env, DATA_DIR: dataDir };
   const children = [
@@ -46,9 +46,9 @@ async function main() {
   ];
   let exiting = false;
   const stop = (signal) => {
-    if (exiting) return;
+    if (exiting) { return; }
     exiting = true;
-    for (const c of children) if (c.exitCode === null) c.kill(signal);
+    for (const c of children) { if (c.exitCode === null) { c.kill(signal); } }
   };
   process.on('SIGINT', () => stop('SIGTERM'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -56,9 +56,9 @@ async function main() {
   let code = 0;
   for (const c of children) {
     c.on('exit', (status) => {
-      if (status) code = status;
-      if (!exiting) stop('SIGTERM'); // one died: take the other down too, so the failure is visible
-      if (--remaining === 0) process.exit(code);
+      if (status) { code = status; }
+      if (!exiting) { stop('SIGTERM'); } // one died: take the other down too, so the failure is visible
+      if (--remaining === 0) { process.exit(code); }
     });
   }
 }

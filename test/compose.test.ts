@@ -33,7 +33,7 @@ interface Service {
 function configVariables(): string[] {
   const source = read('shared/src/config.ts');
   const body = source.slice(source.indexOf('z.object({'), source.indexOf('\n});', source.indexOf('z.object({')));
-  return [...body.matchAll(/^ {2}([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]!);
+  return [...body.matchAll(/^ {2}([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]);
 }
 
 /** KEY=value lines; comments and blank lines skipped. */
@@ -41,14 +41,14 @@ function dotenv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]!] = m[2]!;
+    if (m) { out[m[1]] = m[2]!; }
   }
   return out;
 }
 
 function seconds(duration: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(duration);
-  if (!m) throw new Error(`unknown duration ${duration}`);
+  if (!m) { throw new Error(`unknown duration ${duration}`); }
   return Number(m[1]) * { ms: 0.001, s: 1, m: 60 }[m[2] as 'ms' | 's' | 'm'];
 }
 
@@ -93,7 +93,7 @@ if (!hasCompose) {
       encoding: 'utf8',
       env: { PATH: process.env.PATH },
     });
-    if (res.status !== 0) throw new Error(`docker-compose config failed:\n${res.stderr}`);
+    if (res.status !== 0) { throw new Error(`docker-compose config failed:\n${res.stderr}`); }
     const doc = parseYaml(res.stdout) as { services: Record<string, Service>; volumes: Record<string, unknown> };
     services = doc.services;
     volumes = doc.volumes;
@@ -104,20 +104,20 @@ if (!hasCompose) {
   });
 
   it('keeps Redis durable (AOF on a volume) and health-checks Redis, RabbitMQ and MinIO', () => {
-    expect(services.redis!.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
-    expect(services.redis!.volumes?.some((v) => String(typeof v === 'string' ? v : v.target).includes('/data'))).toBe(true);
-    expect(services.redis!.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
-    expect(services.rabbitmq!.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
-    expect(services.rabbitmq!.image).toMatch(/management/);
-    expect(services.minio!.healthcheck).toBeDefined();
+    expect(services.redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
+    expect(services.redis.volumes?.some((v) => String(typeof v === 'string' ? v : v.target).includes('/data'))).toBe(true);
+    expect(services.redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    expect(services.rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
+    expect(services.rabbitmq.image).toMatch(/management/);
+    expect(services.minio.healthcheck).toBeDefined();
     expect(Object.keys(volumes)).toEqual(expect.arrayContaining(['redis-data', 'decisum-data']));
   });
 
   it('seeds MinIO with the reference sample as s3://decisum/data.csv', () => {
-    const init = services['minio-init']!;
+    const init = services['minio-init'];
     expect(init.image).toMatch(/^minio\/mc:/);
     expect(init.depends_on?.minio).toEqual({ condition: 'service_healthy' });
-    const mount = init.volumes!.map((v) => (typeof v === 'string' ? v.split(':')[0]! : v.source)).find((s) => s.endsWith('.csv'));
+    const mount = init.volumes!.map((v) => (typeof v === 'string' ? v.split(':')[0] : v.source)).find((s) => s.endsWith('.csv'));
     expect(mount).toBe(path.join(ROOT, 'test/fixtures/sample.csv'));
     expect(fs.existsSync(mount!)).toBe(true);
     expect([init.command].flat().join(' ')).toMatch(/mc mb .*local\/decisum.*mc cp \S+ local\/decisum\/data\.csv/);
@@ -125,7 +125,7 @@ if (!hasCompose) {
 
   it('starts the API and the executor only once their servers are healthy and the bucket exists', () => {
     for (const name of ['api', 'executor']) {
-      expect(services[name]!.depends_on).toEqual({
+      expect(services[name].depends_on).toEqual({
         redis: { condition: 'service_healthy' },
         rabbitmq: { condition: 'service_healthy' },
         'minio-init': { condition: 'service_completed_successfully' },
@@ -134,38 +134,38 @@ if (!hasCompose) {
   });
 
   it('lets --scale executor=N multiply the executor: no container name, no published ports', () => {
-    const executor = services.executor!;
+    const executor = services.executor;
     expect(executor.container_name).toBeUndefined();
     expect(executor.ports).toBeUndefined();
-    expect(services.api!.ports).toEqual([expect.objectContaining({ target: 8080 })]);
+    expect(services.api.ports).toEqual([expect.objectContaining({ target: 8080 })]);
   });
 
   it('runs commands that the build produces, with no pre-script needing dev dependencies', () => {
     for (const name of ['api', 'executor']) {
-      const command = services[name]!.command;
+      const command = services[name].command;
       expect(Array.isArray(command)).toBe(true);
       expectRunnable(command as string[], `service ${name}`);
-      expect(services[name]!.image).toBe(services.api!.image);
+      expect(services[name].image).toBe(services.api.image);
     }
   });
 
   it('gives both processes a valid configuration that reads local files from the shared volume', () => {
     for (const name of ['api', 'executor']) {
-      const env = services[name]!.environment ?? {};
+      const env = services[name].environment ?? {};
       const known = new Set([...configVariables(), 'DECISUM_ROLE']);
       expect(Object.keys(env).filter((k) => !known.has(k))).toEqual([]);
       const config = loadConfig(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v ?? ''])));
       expect(config.redisUrl).toBe('redis://redis:6379');
       expect(config.s3.endpoint).toBe('http://minio:9000');
       expect(config.dataDir).toBe('/data');
-      expect(services[name]!.volumes).toEqual(['decisum-data:/data:rw']);
+      expect(services[name].volumes).toEqual(['decisum-data:/data:rw']);
     }
   });
 
   it('waits longer than SHUTDOWN_GRACE_MS before killing a stopping executor', () => {
-    const env = services.executor!.environment ?? {};
+    const env = services.executor.environment ?? {};
     const graceMs = loadConfig({ SHUTDOWN_GRACE_MS: env.SHUTDOWN_GRACE_MS ?? '' }).shutdownGraceMs;
-    expect(seconds(services.executor!.stop_grace_period ?? '10s') * 1000).toBeGreaterThan(graceMs);
+    expect(seconds(services.executor.stop_grace_period ?? '10s') * 1000).toBeGreaterThan(graceMs);
   });
 });
 
@@ -185,7 +185,7 @@ describe('.env.example', () => {
   });
 
   it('names every variable docker-compose.yml reads', () => {
-    const used = new Set([...read('docker-compose.yml').matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    const used = new Set([...read('docker-compose.yml').matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]));
     expect([...used].filter((v) => !(v in example))).toEqual([]);
   });
 });
@@ -205,7 +205,7 @@ function dockerIgnored(rel: string, patterns: string[]): boolean {
   let ignored = false;
   for (const line of patterns) {
     const negate = line.startsWith('!');
-    if (toRegex(negate ? line.slice(1) : line).test(rel)) ignored = !negate;
+    if (toRegex(negate ? line.slice(1) : line).test(rel)) { ignored = !negate; }
   }
   return ignored;
 }
@@ -247,7 +247,7 @@ describe('Dockerfile', () => {
     expect(fromBuild.length).toBeGreaterThan(0);
     for (const copy of fromBuild) {
       expect(copy).toMatch(/--from=build /);
-      const source = copy.split(/\s+/).filter((a) => !a.startsWith('--'))[1]!;
+      const source = copy.split(/\s+/).filter((a) => !a.startsWith('--'))[1];
       const m = /^\/app\/(\w+)\/dist$/.exec(source);
       expect({ source, match: m !== null }).toEqual({ source, match: true });
       expect(exists(`${m![1]}/tsconfig.json`)).toBe(true);
@@ -259,16 +259,16 @@ describe('Dockerfile', () => {
     const files: string[] = [];
     const visit = (name: string): void => {
       for (const words of scripts[name].split('&&').map((c) => c.trim().split(/\s+/))) {
-        if (words[0] === 'npm' && words[1] === 'run') visit(words[2]);
-        else if (words[0] === 'node') files.push(words[1]);
-        else if (words[0] === 'tsc') files.push(...words.slice(2).map((d) => `${d}/tsconfig.json`));
+        if (words[0] === 'npm' && words[1] === 'run') { visit(words[2]); }
+        else if (words[0] === 'node') { files.push(words[1]); }
+        else if (words[0] === 'tsc') { files.push(...words.slice(2).map((d) => `${d}/tsconfig.json`)); }
       }
     };
     visit('build');
     expect(files).toContain('scripts/build-wasm.mjs');
     const build = lines.slice(0, lines.findIndex((l) => / AS runtime$/i.test(l)));
     const copied = build.filter((l) => l.startsWith('COPY ')).flatMap((l) => l.split(/\s+/).slice(1, -1).map((a) => a.replace(/\/$/, '')));
-    for (const file of files) expect({ file, copied: copied.some((c) => file === c || file.startsWith(`${c}/`)) }).toEqual({ file, copied: true });
+    for (const file of files) { expect({ file, copied: copied.some((c) => file === c || file.startsWith(`${c}/`)) }).toEqual({ file, copied: true }); }
   });
 
   it('ships every folder a workspace runs from: dist, and the rest but sources and tests', () => {
@@ -280,7 +280,7 @@ describe('Dockerfile', () => {
         .readdirSync(path.join(ROOT, workspace), { withFileTypes: true })
         .filter((d) => d.isDirectory() && !['src', 'assembly', 'test', 'dist', 'node_modules'].includes(d.name))
         .map((d) => `${workspace}/${d.name}`);
-      for (const folder of [`${workspace}/dist`, ...folders]) expect({ folder, copied: copied.has(folder) }).toEqual({ folder, copied: true });
+      for (const folder of [`${workspace}/dist`, ...folders]) { expect({ folder, copied: copied.has(folder) }).toEqual({ folder, copied: true }); }
     }
   });
 

@@ -44,7 +44,7 @@
   const day = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 
   function bytes(n) {
-    if (!Number.isFinite(n)) return '';
+    if (!Number.isFinite(n)) { return ''; }
     const units = ['B', 'KB', 'MB', 'GB', 'TB'];
     let i = 0;
     let v = n;
@@ -58,12 +58,12 @@
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
-      if (v === undefined || v === false) continue;
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else node.setAttribute(k, v === true ? '' : String(v));
+      if (v === undefined || v === false) { continue; }
+      if (k === 'class') { node.className = v; }
+      else if (k === 'text') { node.textContent = v; }
+      else { node.setAttribute(k, v === true ? '' : String(v)); }
     }
-    for (const c of children) if (c !== undefined && c !== null) node.append(c);
+    for (const c of children) { if (c !== undefined && c !== null) { node.append(c); } }
     return node;
   }
 
@@ -85,7 +85,7 @@
     }
     const type = res.headers.get('content-type') || '';
     const body = type.includes('json') ? await res.json().catch(() => ({})) : await res.text();
-    if (!res.ok) throw new ApiError(typeof body === 'object' ? body : { detail: String(body).slice(0, 200) }, res.status);
+    if (!res.ok) { throw new ApiError(typeof body === 'object' ? body : { detail: String(body).slice(0, 200) }, res.status); }
     return body;
   }
 
@@ -131,7 +131,7 @@
           el('option', { value: e.location, text: `${e.path}  ·  ${bytes(e.size)}  ·  ${day.format(new Date(e.modified))}` }),
         ),
       );
-      if (keep && entries.some((e) => e.location === keep)) list.value = keep;
+      if (keep && entries.some((e) => e.location === keep)) { list.value = keep; }
     } catch (err) {
       list.replaceChildren(el('option', { value: '', text: `Listing unavailable — ${problemText(err)}` }));
     }
@@ -223,15 +223,15 @@
   function remember(job, newest) {
     state.jobs.set(job.id, job);
     if (!state.order.includes(job.id)) {
-      if (newest) state.order.unshift(job.id);
-      else state.order.push(job.id);
+      if (newest) { state.order.unshift(job.id); }
+      else { state.order.push(job.id); }
     }
   }
 
   function percent(job) {
-    if (job.status === 'succeeded') return 100;
+    if (job.status === 'succeeded') { return 100; }
     const { bytesRead, bytesTotal } = job.progress || {};
-    if (!bytesTotal) return job.status === 'running' ? undefined : 0;
+    if (!bytesTotal) { return job.status === 'running' ? undefined : 0; }
     return Math.min(100, Math.floor((bytesRead / bytesTotal) * 100));
   }
 
@@ -271,7 +271,7 @@
   }
 
   function duration(job) {
-    if (!job.startedAt || !job.finishedAt) return '';
+    if (!job.startedAt || !job.finishedAt) { return ''; }
     const ms = Date.parse(job.finishedAt) - Date.parse(job.startedAt);
     return ms < 1000 ? ` · ${ms} ms` : ` · ${(ms / 1000).toFixed(1)} s`;
   }
@@ -317,7 +317,7 @@
     const job = state.jobs.get(state.selected);
     const panel = $('detail');
     panel.hidden = !job;
-    if (!job) return;
+    if (!job) { return; }
     panel.dataset.status = job.status;
     $('detail-title').textContent =
       job.status === 'succeeded' ? 'Result' : job.status === 'failed' ? 'The job failed' : job.status === 'cancelled' ? 'Cancelled' : 'Working…';
@@ -372,7 +372,7 @@
           ),
         ),
       );
-      if (!r.columns.length) wrap.querySelector('tbody').append(el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No column at this offset.' })));
+      if (!r.columns.length) { wrap.querySelector('tbody').append(el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No column at this offset.' }))); }
       wrap.hidden = false;
       copy.hidden = false;
     } else {
@@ -383,7 +383,7 @@
 
   async function copyResult() {
     const job = state.jobs.get(state.selected);
-    if (!job || !job.result) return;
+    if (!job || !job.result) { return; }
     const text = JSON.stringify({ id: job.id, file: job.file, options: job.options, ...job.result }, null, 2);
     const status = $('copy-status');
     try {
@@ -411,7 +411,7 @@
 
   async function cancelSelected() {
     const id = state.selected;
-    if (!id) return;
+    if (!id) { return; }
     try {
       remember(await api(`/api/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }));
     } catch (err) {
@@ -429,7 +429,7 @@
       const ids = page.jobs.map((j) => j.id);
       // Jobs this page submitted stay listed even when other clients push them off the first page.
       const mine = state.order.filter((id) => !ids.includes(id) && !FINAL.has(state.jobs.get(id).status));
-      for (const job of page.jobs) state.jobs.set(job.id, job);
+      for (const job of page.jobs) { state.jobs.set(job.id, job); }
       state.order = [...ids, ...mine];
       $('jobs-updated').textContent = `updated ${time.format(new Date())}`;
       renderJobs();
@@ -442,9 +442,9 @@
   /** Jobs still in work are fetched one by one, faster than the list, so their bars move smoothly. */
   async function refreshActiveJobs() {
     const open = state.order.filter((id) => !FINAL.has(state.jobs.get(id).status)).slice(0, LIST_LIMIT);
-    if (!open.length) return false;
+    if (!open.length) { return false; }
     const jobs = await Promise.all(open.map((id) => api(`/api/v1/jobs/${encodeURIComponent(id)}`).catch(() => undefined)));
-    for (const job of jobs) if (job) state.jobs.set(job.id, job);
+    for (const job of jobs) { if (job) { state.jobs.set(job.id, job); } }
     renderJobs();
     renderDetail();
     return true;
@@ -453,7 +453,7 @@
   function scheduleList(delay) {
     clearTimeout(state.listTimer);
     state.listTimer = setTimeout(async () => {
-      if (!document.hidden) await Promise.all([refreshList(), refreshCounts()]);
+      if (!document.hidden) { await Promise.all([refreshList(), refreshCounts()]); }
       scheduleList(2000);
     }, delay);
   }
@@ -462,7 +462,7 @@
     clearTimeout(state.jobTimer);
     state.jobTimer = setTimeout(async () => {
       const busy = document.hidden ? true : await refreshActiveJobs();
-      if (busy) void refreshCounts();
+      if (busy) { void refreshCounts(); }
       scheduleJobs(busy ? 400 : 1500);
     }, delay);
   }
@@ -472,10 +472,10 @@
   $('job-form').addEventListener('submit', submit);
   $('upload').addEventListener('change', () => {
     const file = $('upload').files && $('upload').files[0];
-    if (file) void upload(file);
+    if (file) { void upload(file); }
   });
   $('stored').addEventListener('change', () => {
-    if ($('stored').value) $('location').value = $('stored').value;
+    if ($('stored').value) { $('location').value = $('stored').value; }
     showAlert($('form-error'), '');
     $('upload-status').textContent = '';
   });
@@ -483,7 +483,7 @@
   $('refresh-files').addEventListener('click', () => void loadFiles());
   $('copy').addEventListener('click', () => void copyResult());
   $('cancel').addEventListener('click', () => void cancelSelected());
-  for (const id of ['step', 'offset']) $(id).addEventListener('input', optionsSummary);
+  for (const id of ['step', 'offset']) { $(id).addEventListener('input', optionsSummary); }
 
   const drop = $('drop');
   for (const type of ['dragenter', 'dragover']) {
@@ -492,11 +492,11 @@
       drop.classList.add('over');
     });
   }
-  for (const type of ['dragleave', 'drop']) drop.addEventListener(type, () => drop.classList.remove('over'));
+  for (const type of ['dragleave', 'drop']) { drop.addEventListener(type, () => drop.classList.remove('over')); }
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     const file = e.dataTransfer && e.dataTransfer.files[0];
-    if (file) void upload(file);
+    if (file) { void upload(file); }
   });
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) {

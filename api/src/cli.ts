@@ -55,11 +55,11 @@ export async function main(argv: string[], io: Io, env: NodeJS.ProcessEnv = proc
   } catch (err) {
     if (err instanceof CliError) {
       io.stderr.write(`decisum: ${err.message}\n`);
-      if (err.exitCode === EXIT.USAGE) io.stderr.write('Run decisum --help for usage.\n');
+      if (err.exitCode === EXIT.USAGE) { io.stderr.write('Run decisum --help for usage.\n'); }
       return err.exitCode;
     }
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EPIPE') return EXIT.OK; // the reader went away (decisum generate-csv | head)
+    if (code === 'EPIPE') { return EXIT.OK; } // the reader went away (decisum generate-csv | head)
     io.stderr.write(`decisum: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT.UNAVAILABLE;
   }
@@ -74,7 +74,7 @@ async function dispatch(argv: string[], io: Io, env: NodeJS.ProcessEnv): Promise
     }
     throw usageError(argv.length === 0 ? 'no command given' : `no command in: ${argv.join(' ')}`);
   }
-  if (!isCommand(name)) throw usageError(`unknown command "${name}"`);
+  if (!isCommand(name)) { throw usageError(`unknown command "${name}"`); }
   const rest = argv.slice();
   rest.splice(argv.indexOf(name), 1);
   const globals = (values: { url?: string; json?: boolean }): Global => ({
@@ -88,11 +88,11 @@ async function dispatch(argv: string[], io: Io, env: NodeJS.ProcessEnv): Promise
     }
     case 'submit': {
       const args = parse(name, rest, io);
-      return args ? submitCommand(io, globals(args.values), args.positionals[0]!, args.values) : EXIT.OK;
+      return args ? submitCommand(io, globals(args.values), args.positionals[0], args.values) : EXIT.OK;
     }
     case 'status': {
       const args = parse(name, rest, io);
-      return args ? statusCommand(io, globals(args.values), args.positionals[0]!, args.values.wait === true) : EXIT.OK;
+      return args ? statusCommand(io, globals(args.values), args.positionals[0], args.values.wait === true) : EXIT.OK;
     }
     case 'active': {
       const args = parse(name, rest, io);
@@ -100,7 +100,7 @@ async function dispatch(argv: string[], io: Io, env: NodeJS.ProcessEnv): Promise
     }
     case 'upload': {
       const args = parse(name, rest, io);
-      return args ? uploadCommand(io, globals(args.values), args.positionals[0]!, args.positionals[1]) : EXIT.OK;
+      return args ? uploadCommand(io, globals(args.values), args.positionals[0], args.positionals[1]) : EXIT.OK;
     }
   }
 }
@@ -108,9 +108,9 @@ async function dispatch(argv: string[], io: Io, env: NodeJS.ProcessEnv): Promise
 /** The first word that is neither an option nor the value of --url (`decisum --url X active`). */
 function commandName(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--url') i++;
-    else if (!a.startsWith('-')) return a;
+    const a = argv[i];
+    if (a === '--url') { i++; }
+    else if (!a.startsWith('-')) { return a; }
   }
   return undefined;
 }
@@ -139,7 +139,7 @@ function parse<C extends Command>(name: C, args: string[], io: Io) {
 /** The process entry: the bin shim and `node api/dist/cli.js` both land here. */
 export function run(argv: string[] = process.argv.slice(2)): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    if (err.code === 'EPIPE') { process.exit(EXIT.OK); }
     throw err;
   });
   void main(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }).then((code) => {
@@ -147,4 +147,4 @@ export function run(argv: string[] = process.argv.slice(2)): void {
   });
 }
 
-if (require.main === module) run();
+if (require.main === module) { run(); }

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     await sweeper.stop();
     await broker.close();
     redis.disconnect();
-    for (const c of clients) c.destroy();
+    for (const c of clients) { c.destroy(); }
   });
 }
 

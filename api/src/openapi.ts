@@ -451,8 +451,8 @@ export function createDocsRouter(doc: object = buildOpenApi()): Router {
   });
   router.get('/docs', (req, res) => {
     // The UI's assets are relative links, which resolve only below /docs/.
-    if (!req.path.endsWith('/')) res.redirect(301, '/docs/');
-    else res.send(html);
+    if (!req.path.endsWith('/')) { res.redirect(301, '/docs/'); }
+    else { res.send(html); }
   });
   router.use('/docs', swaggerUi.serveFiles(doc));
   return router;

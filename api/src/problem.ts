@@ -5,10 +5,10 @@ const REDIS_DOWN = /Connection is closed|ECONNREFUSED|MaxRetriesPerRequest|Strea
 
 /** Any error reaching the client becomes an AppError: ours keep their code, the rest are 500s (or 503s for Redis). */
 export function asAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
+  if (err instanceof AppError) { return err; }
   const e = err as { type?: string; status?: number; message?: string; name?: string };
-  if (e?.type === 'entity.parse.failed') return new AppError('VALIDATION', 'the request body is not valid JSON', { status: 400 });
-  if (e?.type === 'entity.too.large') return new AppError('VALIDATION', 'the request body is too large', { status: 413 });
+  if (e?.type === 'entity.parse.failed') { return new AppError('VALIDATION', 'the request body is not valid JSON', { status: 400 }); }
+  if (e?.type === 'entity.too.large') { return new AppError('VALIDATION', 'the request body is too large', { status: 413 }); }
   if (e?.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.test(e?.message ?? '')) {
     return new AppError('STORE_UNAVAILABLE', 'the job store is unavailable; try again shortly', { status: 503, cause: err });
   }
@@ -23,11 +23,11 @@ export function problemIdentity(code: string): { type: string; title: string } {
 /** RFC 9457 problem details with a stable `code`. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {
-    if (res.headersSent) return next(err);
+    if (res.headersSent) { return next(err); }
     const app = asAppError(err);
-    if (app.expected) logger.debug({ code: app.code, path: req.path }, app.message);
-    else logger.error({ err, code: app.code, method: req.method, path: req.path }, 'request failed');
-    if (app.status === 503) res.setHeader('Retry-After', '2');
+    if (app.expected) { logger.debug({ code: app.code, path: req.path }, app.message); }
+    else { logger.error({ err, code: app.code, method: req.method, path: req.path }, 'request failed'); }
+    if (app.status === 503) { res.setHeader('Retry-After', '2'); }
     res.status(app.status).type('application/problem+json').json({
       ...problemIdentity(app.code),
       status: app.status,

@@ -27,7 +27,7 @@ export class OutboxSweeper {
   /** Publishes every overdue job once; returns how many. */
   async sweep(): Promise<number> {
     const { store, broker, logger } = this.deps;
-    if (!broker.connected) return 0;
+    if (!broker.connected) { return 0; }
     let published = 0;
     for (const id of await store.unpublished(this.options.graceMs)) {
       const job = await store.get(id);

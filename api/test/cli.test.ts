@@ -25,7 +25,7 @@ beforeAll(async () => {
     await promisify(execFile)(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'api'], { cwd: ROOT });
   } catch (err) {
     // Type errors still emit; they are `npm run typecheck`'s to report. A missing file is ours.
-    if (!fs.existsSync(path.join(ROOT, 'api', 'dist', 'cli.js'))) throw err;
+    if (!fs.existsSync(path.join(ROOT, 'api', 'dist', 'cli.js'))) { throw err; }
     console.warn(`tsc -b api reported errors; testing the files it emitted:\n${(err as { stdout?: string }).stdout ?? String(err)}`);
   }
 }, 120_000);
@@ -79,7 +79,7 @@ describe('decisum CLI: usage', () => {
     const run = await decisum(['--help']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^decisum: sum every 10th column/);
-    for (const command of ['generate-csv', 'submit', 'status', 'active', 'upload']) expect(run.stdout).toContain(`decisum ${command}`);
+    for (const command of ['generate-csv', 'submit', 'status', 'active', 'upload']) { expect(run.stdout).toContain(`decisum ${command}`); }
     expect(run.stderr).toBe('');
     expect((await decisum(['submit', '--help'])).code).toBe(0);
   });
@@ -113,9 +113,9 @@ describe('decisum CLI: usage', () => {
 
 /** Two passes, as a double-encoded file needs: each line is one quoted field holding a CSV record. */
 function parseDoubleEncoded(text: string): string[][] {
-  return (parseCsv(text) as string[][]).map((outer) => {
+  return parseCsv(text).map((outer) => {
     expect(outer).toHaveLength(1);
-    return (parseCsv(outer[0]!) as string[][])[0]!;
+    return parseCsv(outer[0])[0];
   });
 }
 
@@ -124,16 +124,16 @@ describe('decisum CLI: generate-csv', () => {
     const ints = await decisum(['generate-csv', '--rows', '5', '--cols', '12', '--kind', 'int']);
     expect(ints.code).toBe(0);
     expect(ints.stderr).toBe('');
-    const rows = parseCsv(ints.stdout) as string[][];
+    const rows = parseCsv(ints.stdout);
     expect(rows[0]).toEqual(Array.from({ length: 12 }, (_, i) => `col${i + 1}`));
     expect(rows).toHaveLength(6);
     for (const row of rows.slice(1)) {
       expect(row).toHaveLength(12);
-      for (const cell of row) expect(Math.abs(Number(cell))).toBeLessThanOrEqual(1000);
+      for (const cell of row) { expect(Math.abs(Number(cell))).toBeLessThanOrEqual(1000); }
       expect(row.every((cell) => /^-?\d+$/.test(cell))).toBe(true);
     }
     const decimals = await decisum(['generate-csv', '--rows', '3', '--cols', '4', '--kind', 'decimal']);
-    const cells = (parseCsv(decimals.stdout) as string[][]).slice(1).flat();
+    const cells = parseCsv(decimals.stdout).slice(1).flat();
     expect(cells).toHaveLength(12);
     expect(cells.every((c) => /^-?\d+\.\d\d$/.test(c))).toBe(true);
   });
@@ -141,7 +141,7 @@ describe('decisum CLI: generate-csv', () => {
   it('--kind sample writes the reference sample shape: double-encoded lines, an index column, col0…', async () => {
     const fixture = fs.readFileSync(SAMPLE, 'utf8');
     const reference = parseDoubleEncoded(fixture);
-    const columns = reference[0]!.length - 1;
+    const columns = reference[0].length - 1;
     const run = await decisum(['generate-csv', '--rows', '4', '--cols', String(columns)]);
     expect(run.code).toBe(0);
     // The header line is byte for byte the fixture's.
@@ -149,13 +149,13 @@ describe('decisum CLI: generate-csv', () => {
     const generated = parseDoubleEncoded(run.stdout);
     expect(generated).toHaveLength(5);
     expect(generated[0]).toEqual(reference[0]);
-    expect(generated[0]![0]).toBe('');
+    expect(generated[0][0]).toBe('');
     for (const [i, row] of generated.slice(1).entries()) {
       expect(row).toHaveLength(columns + 1);
       expect(row[0]).toBe(`2020-04-13 0${i}:00:00+00:00`);
       expect(row.slice(1).every((c) => /^0\.\d+$/.test(c))).toBe(true);
     }
-    expect(reference[1]![0]).toMatch(/^2020-04-13 00:00:00\+00:00$/);
+    expect(reference[1][0]).toMatch(/^2020-04-13 00:00:00\+00:00$/);
   });
 
   it('gives the same bytes for the same seed, to stdout or --out', async () => {
@@ -223,13 +223,13 @@ describe('decisum CLI: against a scripted API', () => {
         requests.push({ method: req.method!, url: req.url!, body, headers: req.headers });
         const send = (status: number, value: unknown, type = 'application/json') =>
           res.writeHead(status, { 'content-type': type }).end(JSON.stringify(value));
-        if (req.method === 'POST' && req.url === '/api/v1/jobs') return send(202, job({}));
-        if (req.method === 'GET' && req.url === '/api/v1/jobs/active') return send(200, { active: 3, queued: 1, running: 2 });
-        if (req.method === 'GET' && req.url === '/api/v1/jobs/j1') return send(200, script.length > 1 ? script.shift() : script[0]);
+        if (req.method === 'POST' && req.url === '/api/v1/jobs') { return send(202, job({})); }
+        if (req.method === 'GET' && req.url === '/api/v1/jobs/active') { return send(200, { active: 3, queued: 1, running: 2 }); }
+        if (req.method === 'GET' && req.url === '/api/v1/jobs/j1') { return send(200, script.length > 1 ? script.shift() : script[0]); }
         if (req.method === 'PUT' && req.url?.startsWith('/api/v1/files/')) {
           return send(201, { location: decodeURIComponent(req.url.replace(/^\/api\/v1\/files\/(local\/|s3\/)/, (_, k: string) => (k === 's3/' ? 's3://' : ''))), size: Buffer.byteLength(body), modified: '2026-11-25T00:00:00.000Z' });
         }
-        if (req.url === '/api/v1/jobs/teapot') return res.writeHead(502).end('<html>bad gateway</html>');
+        if (req.url === '/api/v1/jobs/teapot') { return res.writeHead(502).end('<html>bad gateway</html>'); }
         return send(404, { type: 'about:blank', title: 'Not Found', status: 404, detail: `no job ${req.url}`, code: 'JOB_NOT_FOUND' }, 'application/problem+json');
       });
     });
@@ -247,8 +247,8 @@ describe('decisum CLI: against a scripted API', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('j1\n');
     expect(run.stderr).toContain('submitted job j1');
-    expect(JSON.parse(requests[0]!.body)).toEqual({ file: 's3://b/k.csv', step: 5, offset: 2, delimiter: '\t', header: false });
-    expect(requests[0]!.headers['idempotency-key']).toBe('k1');
+    expect(JSON.parse(requests[0].body)).toEqual({ file: 's3://b/k.csv', step: 5, offset: 2, delimiter: '\t', header: false });
+    expect(requests[0].headers['idempotency-key']).toBe('k1');
     const json = await decisum(['submit', 'data.csv', '--json', '--url', url]);
     expect(JSON.parse(json.stdout)).toMatchObject({ id: 'j1', status: 'queued' });
   });
@@ -314,10 +314,10 @@ describe('decisum CLI: against a scripted API', () => {
       expect(run.code).toBe(0);
       expect(run.stdout).toBe('s3://decisum/in/my data.csv\n');
       expect(requests[0]).toMatchObject({ method: 'PUT', url: '/api/v1/files/s3/decisum/in/my%20data.csv', body: 'a,b\n1,2\n' });
-      expect(requests[0]!.headers['content-length']).toBe('8');
+      expect(requests[0].headers['content-length']).toBe('8');
       const local = await decisum(['upload', file, '--url', url]);
       expect(local.stdout).toBe('my data.csv\n');
-      expect(requests[1]!.url).toBe('/api/v1/files/local/my%20data.csv');
+      expect(requests[1].url).toBe('/api/v1/files/local/my%20data.csv');
       const piped = await decisum(['upload', '-', 'file:reports/x.csv', '--json', '--url', url], { input: 'x\n1\n' });
       expect(JSON.parse(piped.stdout)).toMatchObject({ location: 'reports/x.csv', size: 4 });
       expect(requests[2]).toMatchObject({ url: '/api/v1/files/local/reports/x.csv', body: 'x\n1\n' });
@@ -379,7 +379,7 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
     expect(upload).toMatchObject({ code: 0, stdout: 'gen/ints.csv\n' });
     const run = await cli('submit', 'gen/ints.csv', '--wait', '--json');
     expect(run.code).toBe(0);
-    const rows = (parseCsv(generated.stdout) as string[][]).slice(1);
+    const rows = parseCsv(generated.stdout).slice(1);
     const expected = [0, 10, 20].map((i) => ({ name: `col${i + 1}`, index: i, count: 2000, sum: String(rows.reduce((t, r) => t + Number(r[i]), 0)) }));
     const job = JSON.parse(run.stdout) as Job;
     expect(job.result?.rows).toBe(2000);

@@ -8,6 +8,7 @@ import { AppError, createLogger, createS3Client, LocalStorage, S3Storage, Storag
 import { createFilesRouter } from '../src/routes/files';
 import { makeCsv, sha256 } from '../../test/support/data';
 import { startS3, uniqueBucket, type TestS3 } from '../../test/support/s3';
+import { problemOf, listingOf, fileOf } from '../../test/support/http';
 
 const reads = { retries: 3, idleTimeoutMs: 2_000, backoffMs: 10 };
 let s3: TestS3;
@@ -63,32 +64,32 @@ describe('local files', () => {
 
     const list = await request(app).get('/api/v1/files/local/reports/');
     expect(list.status).toBe(200);
-    expect(list.body.entries).toEqual([
-      { path: 'reports/2024/a.csv', location: 'reports/2024/a.csv', size: data.length, modified: put.body.modified },
+    expect(listingOf(list).entries).toEqual([
+      { path: 'reports/2024/a.csv', location: 'reports/2024/a.csv', size: data.length, modified: fileOf(put).modified },
     ]);
     const root = await request(app).get('/api/v1/files/local/');
-    expect(root.body.entries.map((e: { path: string }) => e.path)).toEqual(['reports/2024/a.csv']);
+    expect(listingOf(root).entries.map((e) => e.path)).toEqual(['reports/2024/a.csv']);
   });
 
   test('errors: missing 404, escaping 400, a folder without / 400', async () => {
     fs.mkdirSync(path.join(dataDir, 'folder'), { recursive: true });
     const missing = await request(app).get('/api/v1/files/local/nope.csv');
-    expect([missing.status, missing.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect([missing.status, problemOf(missing).code]).toEqual([404, 'FILE_NOT_FOUND']);
     expect(missing.headers['content-type']).toMatch(/problem\+json/);
 
     const escape = await request(app).get('/api/v1/files/local/a/%2e%2e/%2e%2e/etc/passwd');
-    expect([escape.status, escape.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+    expect([escape.status, problemOf(escape).code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
     const putEscape = await request(app).put('/api/v1/files/local/%2e%2e/x.csv').send('a\n');
-    expect([putEscape.status, putEscape.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+    expect([putEscape.status, problemOf(putEscape).code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
     // An empty first segment is an absolute path, refused like one in a job's file, and nothing is written.
     const putAbsolute = await request(app).put('/api/v1/files/local//abs/x.csv').send('a\n');
-    expect([putAbsolute.status, putAbsolute.body.code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
+    expect([putAbsolute.status, problemOf(putAbsolute).code]).toEqual([400, 'PATH_OUTSIDE_DATA_DIR']);
     expect(fs.existsSync(path.join(dataDir, 'abs'))).toBe(false);
 
     const folder = await request(app).get('/api/v1/files/local/folder');
-    expect([folder.status, folder.body.code]).toEqual([400, 'VALIDATION']);
+    expect([folder.status, problemOf(folder).code]).toEqual([400, 'VALIDATION']);
     const putFolder = await request(app).put('/api/v1/files/local/folder/').send('a\n');
-    expect([putFolder.status, putFolder.body.code]).toEqual([400, 'VALIDATION']);
+    expect([putFolder.status, problemOf(putFolder).code]).toEqual([400, 'VALIDATION']);
   });
 });
 
@@ -106,22 +107,22 @@ describe('S3 files', () => {
     expect(sha256(get.body as Buffer)).toBe(sha256(data));
 
     const list = await request(app).get(`/api/v1/files/s3/${bucket}/in/`);
-    expect(list.body.entries).toEqual([
+    expect(listingOf(list).entries).toEqual([
       { path: 'in/big.csv', location: `s3://${bucket}/in/big.csv`, size: data.length, modified: expect.any(String) },
     ]);
     const all = await request(app).get(`/api/v1/files/s3/${bucket}/`);
-    expect(all.body.entries.map((e: { location: string }) => e.location)).toContain(`s3://${bucket}/in/big.csv`);
+    expect(listingOf(all).entries.map((e) => e.location)).toContain(`s3://${bucket}/in/big.csv`);
   });
 
   test('a missing key or bucket is 404, a bad bucket name 400', async () => {
     const key = await request(app).get(`/api/v1/files/s3/${bucket}/absent.csv`);
-    expect([key.status, key.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect([key.status, problemOf(key).code]).toEqual([404, 'FILE_NOT_FOUND']);
     const nobucket = uniqueBucket('absent');
     const get = await request(app).get(`/api/v1/files/s3/${nobucket}/a.csv`);
-    expect([get.status, get.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect([get.status, problemOf(get).code]).toEqual([404, 'FILE_NOT_FOUND']);
     const put = await request(app).put(`/api/v1/files/s3/${nobucket}/a.csv`).send('a\n1\n');
-    expect([put.status, put.body.code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect([put.status, problemOf(put).code]).toEqual([404, 'FILE_NOT_FOUND']);
     const bad = await request(app).get('/api/v1/files/s3/No_Such/a.csv');
-    expect([bad.status, bad.body.code]).toEqual([400, 'VALIDATION']);
+    expect([bad.status, problemOf(bad).code]).toEqual([400, 'VALIDATION']);
   });
 });

@@ -3,6 +3,7 @@ import request from 'supertest';
 import { SAMPLE } from '../../test/support/sample';
 import { startStack, type Stack } from '../../test/support/stack';
 import { sample } from '../../test/support/prometheus';
+import { jobOf } from '../../test/support/http';
 
 describe('GET /metrics on the API', () => {
   let stack: Stack;
@@ -38,7 +39,7 @@ describe('GET /metrics on the API', () => {
     const first = await request(stack.url).post('/api/v1/jobs').set('Idempotency-Key', 'metrics-1').send({ file: 'sample.csv' }).expect(202);
     // A replay and a refusal are not submissions.
     const replay = await request(stack.url).post('/api/v1/jobs').set('Idempotency-Key', 'metrics-1').send({ file: 'sample.csv' }).expect(202);
-    expect(replay.body.id).toBe(first.body.id);
+    expect(jobOf(replay).id).toBe(jobOf(first).id);
     await request(stack.url).post('/api/v1/jobs').send({ file: 'missing.csv' }).expect(404);
     await request(stack.url).post('/api/v1/jobs').send({ file: 'sample.csv', step: 0 }).expect(400);
 
@@ -47,7 +48,7 @@ describe('GET /metrics on the API', () => {
     expect(sample(text, 'decisum_jobs_queued')).toBe(1);
     expect(sample(text, 'decisum_jobs_running')).toBe(0);
 
-    await request(stack.url).delete(`/api/v1/jobs/${first.body.id}`).expect(200);
+    await request(stack.url).delete(`/api/v1/jobs/${jobOf(first).id}`).expect(200);
     expect(sample(await scrape(), 'decisum_jobs_queued')).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import { createMetrics } from '../src/metrics';
 import { buildOpenApi } from '../src/openapi';
 import { SAMPLE, SAMPLE_SUMS } from '../../test/support/sample';
 import { startStack, type Stack } from '../../test/support/stack';
+import { jobOf, pageOf } from '../../test/support/http';
 
 type Doc = ReturnType<typeof buildOpenApi>;
 const doc: Doc = buildOpenApi();
@@ -17,7 +18,7 @@ function inertApp(): Express {
   const store = {} as JobStore;
   return createApp({
     store,
-    broker: { publish: async () => undefined, connected: true },
+    broker: { publish: () => Promise.resolve(), connected: true },
     storage: {} as Storage,
     logger: createLogger('test', 'silent'),
     metrics: createMetrics(store),
@@ -37,7 +38,7 @@ function appRoutes(app: Express): string[] {
     for (const layer of stack) {
       if (layer.route) {
         const full = layer.route.path === '/' && prefix ? prefix : `${prefix}${layer.route.path}`;
-        for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') out.push(`${method.toUpperCase()} ${full}`);
+        for (const [method, on] of Object.entries(layer.route.methods)) { if (on && method !== '_all') { out.push(`${method.toUpperCase() } ${full}`); } }
       } else if (layer.handle.stack && typeof layer.rawPath === 'string') {
         walk(layer.handle.stack, layer.rawPath === '/' ? prefix : `${prefix}${layer.rawPath}`);
       }
@@ -61,7 +62,7 @@ describe('the OpenAPI document', () => {
   it('is OpenAPI 3.1 with examples from the reference sample', () => {
     expect(doc.openapi).toBe('3.1.0');
     const schemas = doc.components?.schemas ?? {};
-    for (const name of ['Job', 'JobSubmission', 'JobResult', 'ActiveCount', 'JobPage', 'Problem', 'FileListing']) expect(schemas[name]).toBeDefined();
+    for (const name of ['Job', 'JobSubmission', 'JobResult', 'ActiveCount', 'JobPage', 'Problem', 'FileListing']) { expect(schemas[name]).toBeDefined(); }
     const job = doc.paths?.['/api/v1/jobs/{id}']?.get?.responses?.['200'] as { content: Record<string, { examples: Record<string, { value: { result?: { columns: { sum: string }[] } } }> }> };
     const sums = job.content['application/json'].examples.succeeded.value.result!.columns.map((c) => c.sum);
     expect(sums).toEqual(SAMPLE_SUMS.map((c) => c.sum));
@@ -79,7 +80,7 @@ describe('the OpenAPI document', () => {
     for (const [path, item] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(item as Record<string, { responses?: Record<string, { content?: Record<string, unknown> }> }>)) {
         for (const [status, response] of Object.entries(op.responses ?? {})) {
-          if (Number(status) < 400 || path === '/readyz') continue;
+          if (Number(status) < 400 || path === '/readyz') { continue; }
           expect([`${method} ${path} ${status}`, Object.keys(response.content ?? {})]).toEqual([`${method} ${path} ${status}`, ['application/problem+json']]);
         }
       }
@@ -108,12 +109,12 @@ class ResponseValidator {
   /** Asserts the response's status and media type are documented for the operation and its body matches the schema. */
   check(method: string, path: string, res: Response): void {
     const op = (this.openapi.paths?.[path] as Record<string, { responses: Record<string, { content?: Record<string, { schema?: object }> }> }> | undefined)?.[method];
-    if (!op) throw new Error(`${method} ${path} is not in the document`);
+    if (!op) { throw new Error(`${method} ${path} is not in the document`); }
     const documented = op.responses[String(res.status)];
-    if (!documented) throw new Error(`${method} ${path} answered ${res.status}, which is not documented: ${JSON.stringify(res.body)}`);
+    if (!documented) { throw new Error(`${method} ${path} answered ${res.status}, which is not documented: ${JSON.stringify(res.body) }`); }
     const mediaType = String(res.headers['content-type'] ?? '').split(';')[0].trim();
     const media = documented.content?.[mediaType];
-    if (!media?.schema) throw new Error(`${method} ${path} ${res.status} answered ${mediaType}, documented: ${Object.keys(documented.content ?? {}).join(', ')}`);
+    if (!media?.schema) { throw new Error(`${method} ${path} ${res.status} answered ${mediaType}, documented: ${Object.keys(documented.content ?? {}).join(', ') }`); }
     const key = `${method} ${path} ${res.status} ${mediaType}`;
     let validate = this.cache.get(key);
     if (!validate) {
@@ -141,26 +142,26 @@ describe('real responses validate against the document', () => {
   it('the submission, a succeeded job, a failed job, a page and the active count', async () => {
     const submitted = await api().post('/api/v1/jobs').send({ file: 'sample.csv' }).expect(202);
     validator.check('post', '/api/v1/jobs', submitted);
-    await stack.waitForJob(submitted.body.id);
-    const succeeded = await api().get(`/api/v1/jobs/${submitted.body.id}`).expect(200);
-    expect(succeeded.body.status).toBe('succeeded');
+    await stack.waitForJob(jobOf(submitted).id);
+    const succeeded = await api().get(`/api/v1/jobs/${jobOf(submitted).id}`).expect(200);
+    expect(jobOf(succeeded).status).toBe('succeeded');
     validator.check('get', '/api/v1/jobs/{id}', succeeded);
 
     const bad = await api().post('/api/v1/jobs').send({ file: 'bad.csv', step: 1, delimiter: ',', header: true }).expect(202);
-    await stack.waitForJob(bad.body.id);
-    const failed = await api().get(`/api/v1/jobs/${bad.body.id}`).expect(200);
+    await stack.waitForJob(jobOf(bad).id);
+    const failed = await api().get(`/api/v1/jobs/${jobOf(bad).id}`).expect(200);
     expect(failed.body).toMatchObject({ status: 'failed', error: { code: 'NON_NUMERIC', row: 3 } });
     validator.check('get', '/api/v1/jobs/{id}', failed);
 
     const page = await api().get('/api/v1/jobs?limit=1').expect(200);
-    expect(page.body.nextCursor).toBeDefined();
+    expect(pageOf(page).nextCursor).toBeDefined();
     validator.check('get', '/api/v1/jobs', page);
     validator.check('get', '/api/v1/jobs', await api().get('/api/v1/jobs?status=failed').expect(200));
     validator.check('get', '/api/v1/jobs/active', await api().get('/api/v1/jobs/active').expect(200));
   });
 
   it('a cancellation, or the 409 for a job that finished first', async () => {
-    const { body } = await api().post('/api/v1/jobs').send({ file: 'sample.csv' }).expect(202);
+    const body = jobOf(await api().post('/api/v1/jobs').send({ file: 'sample.csv' }).expect(202));
     const res = await api().delete(`/api/v1/jobs/${body.id}`);
     expect([200, 409]).toContain(res.status);
     validator.check('delete', '/api/v1/jobs/{id}', res);

@@ -22,7 +22,7 @@ describe('the web page, in headless Chromium', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
+    if (!fs.existsSync(CHROMIUM)) { throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`); }
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-web-'));
     [stack, browser] = await Promise.all([
       startStack({ executors: 1 }),
@@ -31,7 +31,7 @@ describe('the web page, in headless Chromium', () => {
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
-      if (msg.type() === 'error') pageErrors.push(msg.text());
+      if (msg.type() === 'error') { pageErrors.push(msg.text()); }
     });
     await page.goto(stack.url);
   });
@@ -39,7 +39,7 @@ describe('the web page, in headless Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await stack?.stop();
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+    if (scratch) { fs.rmSync(scratch, { recursive: true, force: true }); }
   });
 
   async function uploadThroughPage(file: string, expectLocation: string) {

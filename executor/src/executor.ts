@@ -96,7 +96,7 @@ export class Executor {
   private channelLost(ch: Channel): void {
     this.consumers.delete(ch);
     // The broker hands these messages to someone else now; hand the jobs back so that someone can claim them.
-    for (const r of this.running) if (r.channel === ch) r.abort.abort('channel-lost' satisfies StopReason);
+    for (const r of this.running) { if (r.channel === ch) { r.abort.abort('channel-lost' satisfies StopReason); } }
   }
 
   private async onJob(ch: Channel, msg: ConsumeMessage): Promise<void> {
@@ -122,7 +122,7 @@ export class Executor {
   private async process(ch: Channel, msg: ConsumeMessage, job: JobMessage, abort: AbortController, log: Logger) {
     const { store } = this.deps;
     const attempt = await this.claim(job.id, abort.signal, log);
-    if (attempt === undefined) return settle(ch, msg, abort.signal.aborted ? 'requeue' : 'ack');
+    if (attempt === undefined) { return settle(ch, msg, abort.signal.aborted ? 'requeue' : 'ack'); }
 
     log.info({ attempt, file: job.file }, 'job started');
     const started = Date.now();
@@ -130,7 +130,7 @@ export class Executor {
     const heartbeat = setInterval(() => {
       store.heartbeat(job.id, attempt, progress).then(
         (state) => {
-          if (state === 'ok') return;
+          if (state === 'ok') { return; }
           log.info({ state }, 'job no longer ours; stopping');
           abort.abort('cancelled' satisfies StopReason);
         },
@@ -157,7 +157,7 @@ export class Executor {
     } catch (err) {
       failure = err;
       // Our own abort surfaces as a permanent CANCELLED read error: that is a stop, not the job's outcome.
-      if (isPermanent(err) && !abort.signal.aborted) outcome = { error: toErrorBody(err) };
+      if (isPermanent(err) && !abort.signal.aborted) { outcome = { error: toErrorBody(err) }; }
     } finally {
       clearInterval(heartbeat);
     }
@@ -169,8 +169,8 @@ export class Executor {
     }
     if (outcome) {
       const written = await this.untilStored(() => store.finish(job.id, attempt, outcome, progress), log);
-      if (written === undefined) return settle(ch, msg, 'requeue');
-      if (this.options.crashAfterWrite) process.kill(process.pid, 'SIGKILL');
+      if (written === undefined) { return settle(ch, msg, 'requeue'); }
+      if (this.options.crashAfterWrite) { process.kill(process.pid, 'SIGKILL'); }
       const seconds = (Date.now() - started) / 1000;
       if (!written) {
         log.info({ seconds }, 'outcome discarded: the job was cancelled or taken over by a newer attempt');
@@ -179,15 +179,15 @@ export class Executor {
       } else {
         log.info({ error: outcome.error, seconds, written }, 'job failed');
       }
-      if (written) this.deps.metrics?.finished(outcome, seconds, progress.bytesRead);
+      if (written) { this.deps.metrics?.finished(outcome, seconds, progress.bytesRead); }
       return settle(ch, msg, 'ack');
     }
 
     // Transient, shutdown or lost channel: hand the job back and let the queue deliver it again.
     const lastError = reason ? undefined : toErrorBody(failure);
-    if (!reason) log.warn({ err: failure }, 'job failed transiently; it will be retried');
+    if (!reason) { log.warn({ err: failure }, 'job failed transiently; it will be retried'); }
     await this.untilStored(() => store.release(job.id, attempt, lastError), log).catch(() => undefined);
-    if (!reason) await sleep(this.backoff(attempt), this.stopping.signal);
+    if (!reason) { await sleep(this.backoff(attempt), this.stopping.signal); }
     settle(ch, msg, 'requeue');
   }
 
@@ -196,7 +196,7 @@ export class Executor {
     let firstLease: number | undefined;
     for (;;) {
       const c = await this.untilStored(() => this.deps.store.claim(id), log);
-      if (c === undefined) return undefined;
+      if (c === undefined) { return undefined; }
       switch (c.kind) {
         case 'claimed':
           return c.attempt;
@@ -214,7 +214,7 @@ export class Executor {
           }
           firstLease ??= c.leaseUntil;
           await sleep(Math.min(this.options.heartbeatMs, Math.max(50, c.leaseUntil - Date.now() + 50)), signal);
-          if (signal.aborted) return undefined;
+          if (signal.aborted) { return undefined; }
       }
     }
   }
@@ -225,8 +225,8 @@ export class Executor {
       try {
         return await fn();
       } catch (err) {
-        if (this.stopping.signal.aborted && i > 2) return undefined;
-        if (i === 0) log.warn({ err }, 'redis write failed; retrying');
+        if (this.stopping.signal.aborted && i > 2) { return undefined; }
+        if (i === 0) { log.warn({ err }, 'redis write failed; retrying'); }
         await sleep(Math.min(5000, 100 * 2 ** i));
       }
     }
@@ -249,9 +249,9 @@ export class Executor {
           }),
         this.deps.logger,
       );
-      if (state === undefined) return settle(ch, msg, 'requeue');
+      if (state === undefined) { return settle(ch, msg, 'requeue'); }
       this.deps.logger.warn({ jobId: job.id, reason, state }, 'job dead-lettered');
-      if (state === 'ended') this.deps.metrics?.deadLettered.inc();
+      if (state === 'ended') { this.deps.metrics?.deadLettered.inc(); }
     } else {
       this.deps.logger.error({ content: msg.content.toString('utf8', 0, 200) }, 'dropped a dead-lettered poison message');
     }
@@ -262,27 +262,27 @@ export class Executor {
   async stop(graceMs: number): Promise<void> {
     const { logger } = this.deps;
     for (const [ch, tags] of this.consumers) {
-      for (const tag of tags) await ch.cancel(tag).catch(() => undefined);
+      for (const tag of tags) { await ch.cancel(tag).catch(() => undefined); }
     }
     const pending = [...this.running].map((r) => r.done);
     logger.info({ running: pending.length, graceMs }, 'stopping: no new jobs; waiting for running ones');
     const timer = setTimeout(() => {
       this.stopping.abort();
-      for (const r of this.running) r.abort.abort('shutdown' satisfies StopReason);
+      for (const r of this.running) { r.abort.abort('shutdown' satisfies StopReason); }
     }, graceMs);
     await Promise.all(pending);
     clearTimeout(timer);
     this.stopping.abort();
     // A quorum queue drops an ack still in flight when the connection closes under it (RabbitMQ 3.10):
     // closing each channel first waits for the broker to take our last acks.
-    for (const ch of [...this.consumers.keys()]) await ch.close().catch(() => undefined);
+    for (const ch of [...this.consumers.keys()]) { await ch.close().catch(() => undefined); }
   }
 }
 
 function settle(ch: Channel, msg: ConsumeMessage, how: 'ack' | 'requeue' | 'reject'): void {
   try {
-    if (how === 'ack') ch.ack(msg);
-    else ch.nack(msg, false, how === 'requeue');
+    if (how === 'ack') { ch.ack(msg); }
+    else { ch.nack(msg, false, how === 'requeue'); }
   } catch {
     // The channel is gone: the broker has already put the message back.
   }

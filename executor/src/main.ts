@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     await broker.close();
     redis.disconnect();
     metricsServer?.close();
-    for (const c of clients) c.destroy();
+    for (const c of clients) { c.destroy(); }
   });
 }
 

@@ -39,8 +39,8 @@ export function createExecutorMetrics(): ExecutorMetrics {
     deadLettered: new Counter({ name: 'decisum_jobs_dead_lettered_total', help: 'Jobs failed by the delivery limit', registers }),
     poison: new Counter({ name: 'decisum_poison_messages_total', help: 'Queue messages that were not jobs', registers }),
     finished(outcome, seconds, n) {
-      if ('result' in outcome) succeeded.inc();
-      else failed.inc({ code: outcome.error.code });
+      if ('result' in outcome) { succeeded.inc(); }
+      else { failed.inc({ code: outcome.error.code }); }
       duration.observe(seconds);
       bytes.observe(n);
     },

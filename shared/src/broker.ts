@@ -90,7 +90,7 @@ export class Broker extends EventEmitter {
   /** Adds a setup that runs now (if connected) and after every reconnect. */
   async use(setup: Setup): Promise<void> {
     this.setups.push(setup);
-    if (this.conn) await setup(this.conn);
+    if (this.conn) { await setup(this.conn); }
   }
 
   /** Resolves on the first connection; keeps reconnecting in the background after that. */
@@ -103,7 +103,7 @@ export class Broker extends EventEmitter {
   }
 
   private async connect(): Promise<void> {
-    if (this.closing) return;
+    if (this.closing) { return; }
     const { logger, url, topology } = this.options;
     let conn: ChannelModel | undefined;
     try {
@@ -114,28 +114,28 @@ export class Broker extends EventEmitter {
       publisher.on('error', (err: Error) => logger.warn({ err }, 'amqp publish channel error'));
       publisher.on('close', () => {
         // A channel closed by the broker leaves the connection up: start over so publishing works again.
-        if (this.conn === conn && !this.closing) void conn?.close().catch(() => undefined);
+        if (this.conn === conn && !this.closing) { void conn?.close().catch(() => undefined); }
       });
       await assertTopology(publisher, topology);
       this.conn = conn;
       this.publisher = publisher;
-      for (const setup of this.setups) await setup(conn);
+      for (const setup of this.setups) { await setup(conn); }
       this.attempt = 0;
       logger.info({ queue: topology.jobs }, 'amqp connected');
       this.emit('connected');
     } catch (err) {
       logger.warn({ err }, 'amqp connect failed');
-      if (conn) await conn.close().catch(() => undefined);
-      else this.schedule();
+      if (conn) { await conn.close().catch(() => undefined); }
+      else { this.schedule(); }
     }
   }
 
   private lost(conn: ChannelModel | undefined): void {
-    if (conn !== undefined && this.conn !== undefined && this.conn !== conn) return;
+    if (conn !== undefined && this.conn !== undefined && this.conn !== conn) { return; }
     const wasUp = this.conn !== undefined;
     this.conn = undefined;
     this.publisher = undefined;
-    if (this.closing) return;
+    if (this.closing) { return; }
     if (wasUp) {
       this.options.logger.warn('amqp connection lost; reconnecting');
       this.emit('disconnected');
@@ -144,7 +144,7 @@ export class Broker extends EventEmitter {
   }
 
   private schedule(): void {
-    if (this.closing || this.timer) return;
+    if (this.closing || this.timer) { return; }
     const max = this.options.maxReconnectDelayMs ?? 10_000;
     const delay = Math.min(max, 100 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
     this.timer = setTimeout(() => {
@@ -156,7 +156,7 @@ export class Broker extends EventEmitter {
   /** Resolves once the broker confirmed the message; BROKER_UNAVAILABLE otherwise. */
   async publish(msg: JobMessage): Promise<void> {
     const ch = this.publisher;
-    if (!ch) throw new AppError('BROKER_UNAVAILABLE', 'the message broker is unavailable; try again shortly', { status: 503 });
+    if (!ch) { throw new AppError('BROKER_UNAVAILABLE', 'the message broker is unavailable; try again shortly', { status: 503 }); }
     const timeoutMs = this.options.publishTimeoutMs ?? 5000;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
@@ -170,8 +170,8 @@ export class Broker extends EventEmitter {
           { persistent: true, contentType: 'application/json', messageId: msg.id },
           (err: unknown) => {
             clearTimeout(timer);
-            if (err) reject(new AppError('BROKER_UNAVAILABLE', 'the message broker refused the message', { status: 503, cause: err }));
-            else resolve();
+            if (err) { reject(new AppError('BROKER_UNAVAILABLE', 'the message broker refused the message', { status: 503, cause: err })); }
+            else { resolve(); }
           },
         );
       } catch (err) {
@@ -187,7 +187,7 @@ export class Broker extends EventEmitter {
     const conn = this.conn;
     this.conn = undefined;
     this.publisher = undefined;
-    if (conn) await conn.close().catch(() => undefined);
+    if (conn) { await conn.close().catch(() => undefined); }
   }
 }
 

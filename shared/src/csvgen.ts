@@ -35,14 +35,14 @@ const DIGIT_LEN = new Uint8Array(100_000);
 for (let v = 0; v < 100_000; v++) {
   const t = String(v);
   DIGIT_LEN[v] = t.length;
-  for (let i = 0; i < t.length; i++) DIGITS[v * 5 + i] = t.charCodeAt(i);
+  for (let i = 0; i < t.length; i++) { DIGITS[v * 5 + i] = t.charCodeAt(i); }
 }
 
 /** Write the digits of 0 ≤ v < 100000 at p; returns the new position. */
 function putSmall(buf: Uint8Array, p: number, v: number): number {
   const n = DIGIT_LEN[v];
   const o = v * 5;
-  for (let i = 0; i < n; i++) buf[p + i] = DIGITS[o + i];
+  for (let i = 0; i < n; i++) { buf[p + i] = DIGITS[o + i]; }
   return p + n;
 }
 
@@ -64,8 +64,8 @@ function sampleTimestamp(i: number): string {
 /** Stream a CSV of the given shape to out, in large buffers, waiting whenever out asks to. */
 export async function generateCsv(out: NodeJS.WritableStream | Writable, opts: GenerateCsvOptions): Promise<void> {
   const { rows, cols, kind } = opts;
-  if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, got ${rows}`);
-  if (!Number.isInteger(cols) || cols < 1) throw new RangeError(`cols must be a positive integer, got ${cols}`);
+  if (!Number.isInteger(rows) || rows < 0) { throw new RangeError(`rows must be a non-negative integer, got ${rows}`); }
+  if (!Number.isInteger(cols) || cols < 1) { throw new RangeError(`cols must be a positive integer, got ${cols}`); }
   const next = random(opts.seed ?? 42);
   const sink = out as Writable;
   const maxRow = kind === 'sample' ? 64 + cols * 26 : cols * 10 + 2;
@@ -76,8 +76,8 @@ export async function generateCsv(out: NodeJS.WritableStream | Writable, opts: G
   const onError = (err: Error) => (failed = err);
   sink.on('error', onError);
   const flush = async () => {
-    if (failed) throw failed;
-    if (p === 0) return;
+    if (failed) { throw failed; }
+    if (p === 0) { return; }
     const ok = sink.write(buf.subarray(0, p));
     buf = Buffer.allocUnsafe(buf.length); // the written buffer now belongs to the stream
     p = 0;
@@ -86,8 +86,8 @@ export async function generateCsv(out: NodeJS.WritableStream | Writable, opts: G
         const done = (err?: Error) => {
           sink.off('drain', done);
           sink.off('error', done);
-          if (err) reject(err);
-          else resolve();
+          if (err) { reject(err); }
+          else { resolve(); }
         };
         sink.on('drain', done);
         sink.on('error', done);
@@ -103,11 +103,11 @@ export async function generateCsv(out: NodeJS.WritableStream | Writable, opts: G
       p += buf.write(`${Array.from({ length: cols }, (_, i) => `col${i + 1}`).join(',')}\n`, p, 'latin1');
     }
     for (let r = 0; r < rows; r++) {
-      if (buf.length - p < maxRow) await flush();
+      if (buf.length - p < maxRow) { await flush(); }
       if (kind === 'int') {
         for (let c = 0; c < cols; c++) {
           const v = (next() % 2001) - 1000;
-          if (v < 0) buf[p++] = 45;
+          if (v < 0) { buf[p++] = 45; }
           p = putSmall(buf, p, v < 0 ? -v : v);
           buf[p++] = c === cols - 1 ? 10 : 44;
         }
@@ -115,7 +115,7 @@ export async function generateCsv(out: NodeJS.WritableStream | Writable, opts: G
         for (let c = 0; c < cols; c++) {
           const v = (next() % 2_000_001) - 1_000_000; // hundredths
           const a = v < 0 ? -v : v;
-          if (v < 0) buf[p++] = 45;
+          if (v < 0) { buf[p++] = 45; }
           const ip = (a / 100) | 0;
           const f = a - ip * 100;
           const t = (f / 10) | 0;

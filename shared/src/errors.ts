@@ -80,8 +80,8 @@ export interface ErrorBody {
 export function toErrorBody(err: unknown): ErrorBody {
   if (err instanceof AppError) {
     const body: ErrorBody = { code: err.code, message: err.message };
-    if (err.row !== undefined) body.row = err.row;
-    if (err.column !== undefined) body.column = err.column;
+    if (err.row !== undefined) { body.row = err.row; }
+    if (err.column !== undefined) { body.column = err.column; }
     return body;
   }
   return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };

@@ -181,7 +181,7 @@ export class JobStore {
 
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
-    if (keys.length !== script.keys) throw new Error(`script ${name} takes ${script.keys} keys`);
+    if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
     return this.redis.eval(script.lua, keys.length, ...keys, ...args.map(String));
   }
 
@@ -210,7 +210,7 @@ export class JobStore {
       ],
     )) as [number, string];
     const stored = await this.get(jobId);
-    if (!stored) throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 });
+    if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
     return { job: stored, created: created === 1 };
   }
 
@@ -352,18 +352,18 @@ export class JobStore {
       const entries = await this.redis.zrevrangebyscore(this.key('jobs'), max, '-inf', 'WITHSCORES', 'LIMIT', 0, batch);
       const ids = entries.filter((_, i) => i % 2 === 0);
       const pipeline = this.redis.pipeline();
-      for (const id of ids) pipeline.hgetall(this.jobKey(id));
+      for (const id of ids) { pipeline.hgetall(this.jobKey(id)); }
       const hashes = (await pipeline.exec()) ?? [];
       const gone = ids.filter((_, i) => !hashes[i][1] || !(hashes[i][1] as Record<string, string>).id);
-      if (gone.length) await this.redis.zrem(this.key('jobs'), ...gone);
+      if (gone.length) { await this.redis.zrem(this.key('jobs'), ...gone); }
       for (let i = 0; i < ids.length; i++) {
         const seq = entries[2 * i + 1];
         max = `(${seq}`;
         const job = toJob(hashes[i][1] as Record<string, string>);
-        if (job && (opts.status === undefined || job.status === opts.status)) jobs.push(job);
-        if (jobs.length === opts.limit) return { jobs, nextCursor: seq };
+        if (job && (opts.status === undefined || job.status === opts.status)) { jobs.push(job); }
+        if (jobs.length === opts.limit) { return { jobs, nextCursor: seq }; }
       }
-      if (ids.length < batch) return { jobs };
+      if (ids.length < batch) { return { jobs }; }
     }
     return { jobs, nextCursor: max.slice(1) };
   }
@@ -373,14 +373,14 @@ export class JobStore {
     let cursor = '0';
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 500);
-      if (keys.length) await this.redis.del(...keys);
+      if (keys.length) { await this.redis.del(...keys); }
       cursor = next;
     } while (cursor !== '0');
   }
 }
 
 function toJob(h: Record<string, string>): Job | undefined {
-  if (!h.id) return undefined;
+  if (!h.id) { return undefined; }
   const job: Job = {
     id: h.id,
     status: h.status as JobStatus,
@@ -390,11 +390,11 @@ function toJob(h: Record<string, string>): Job | undefined {
     attempts: Number(h.attempts),
     progress: parseJson<Progress>(h.progress) ?? NO_PROGRESS,
   };
-  if (h.startedAt) job.startedAt = h.startedAt;
-  if (h.finishedAt) job.finishedAt = h.finishedAt;
+  if (h.startedAt) { job.startedAt = h.startedAt; }
+  if (h.finishedAt) { job.finishedAt = h.finishedAt; }
   const result = parseJson<JobResult>(h.result);
-  if (result) job.result = result;
+  if (result) { job.result = result; }
   const error = parseJson<ErrorBody>(h.error);
-  if (error) job.error = error;
+  if (error) { job.error = error; }
   return job;
 }

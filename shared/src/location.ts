@@ -30,10 +30,10 @@ export function parseLocation(input: string): Location {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
     throw new AppError('VALIDATION', `${input}: only s3:// and local paths are supported`, { status: 400 });
   }
-  if (raw.includes('\0')) throw new AppError('VALIDATION', 'file must not contain NUL bytes', { status: 400 });
-  if (path.isAbsolute(raw) || path.win32.isAbsolute(raw)) throw outside(input);
+  if (raw.includes('\0')) { throw new AppError('VALIDATION', 'file must not contain NUL bytes', { status: 400 }); }
+  if (path.isAbsolute(raw) || path.win32.isAbsolute(raw)) { throw outside(input); }
   const normal = path.posix.normalize(raw.replace(/\\/g, '/'));
-  if (normal === '..' || normal.startsWith('../')) throw outside(input);
+  if (normal === '..' || normal.startsWith('../')) { throw outside(input); }
   return { kind: 'local', path: normal === '.' ? '' : normal };
 }
 

@@ -5,7 +5,7 @@ import { createLogger, type Logger } from './logger';
  * The start of every process: config read once (a bad variable ends the process with one line),
  * a logger, and handlers that log unhandled errors and exit, and run `stop` once on SIGTERM/SIGINT.
  */
-export function bootstrap(name: string): { config: Config; logger: Logger; onStop(stop: () => Promise<void>): void } {
+export function bootstrap(name: string): { config: Config; logger: Logger; onStop: (stop: () => Promise<void>) => void } {
   let config: Config;
   try {
     config = loadConfig();
@@ -28,10 +28,10 @@ export function bootstrap(name: string): { config: Config; logger: Logger; onSto
   return {
     config,
     logger,
-    onStop(stop) {
+    onStop: (stop) => {
       let stopping = false;
       const handler = (signal: NodeJS.Signals) => {
-        if (stopping) return;
+        if (stopping) { return; }
         stopping = true;
         logger.info({ signal }, 'shutting down');
         stop().then(

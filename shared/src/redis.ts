@@ -15,11 +15,11 @@ export function createRedis(url: string, logger: Logger, options: RedisOptions =
   });
   let down = false;
   redis.on('error', (err: Error) => {
-    if (!down) logger.warn({ err }, 'redis error');
+    if (!down) { logger.warn({ err }, 'redis error'); }
     down = true;
   });
   redis.on('ready', () => {
-    if (down) logger.info('redis reconnected');
+    if (down) { logger.info('redis reconnected'); }
     down = false;
   });
   return redis;
@@ -27,7 +27,7 @@ export function createRedis(url: string, logger: Logger, options: RedisOptions =
 
 /** Resolves when the client is ready, or rejects after timeoutMs. */
 export async function redisReady(redis: Redis, timeoutMs = 30_000): Promise<void> {
-  if (redis.status === 'ready') return;
+  if (redis.status === 'ready') { return; }
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis not reachable within ${timeoutMs} ms`)), timeoutMs);
     redis.once('ready', () => {

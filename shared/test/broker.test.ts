@@ -82,7 +82,7 @@ async function waitForMessage(ch: amqp.Channel, queue: string): Promise<amqp.Get
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const m = await ch.get(queue, { noAck: false });
-    if (m) return m;
+    if (m) { return m; }
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`no message on ${queue}`);

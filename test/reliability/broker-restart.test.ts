@@ -3,6 +3,7 @@ import { startRabbitNode, type RabbitNode } from '../support/servers';
 import { serviceUrls } from '../support/services';
 import { waitFor } from '../support/wait';
 import { expectSums, startSlowS3, type Expected, type SlowS3 } from './helpers';
+import { jobOf, problemOf } from '../support/http';
 
 /**
  * A private RabbitMQ node is stopped while jobs are queued and running, and started again: the API
@@ -32,11 +33,11 @@ test('a RabbitMQ restart with jobs queued and running loses nothing and needs no
   const submit = async (key: string, bytes: number) => {
     const { file, expected } = await s3.put(key, bytes);
     const res = await cluster.submit({ file });
-    if (res.status === 202) accepted.set(res.body.id as string, expected);
+    if (res.status === 202) { accepted.set(jobOf(res).id, expected); }
     return res;
   };
 
-  for (let i = 0; i < 6; i++) expect((await submit(`before-${i}.csv`, 1.5 * MB)).status).toBe(202);
+  for (let i = 0; i < 6; i++) { expect((await submit(`before-${i}.csv`, 1.5 * MB)).status).toBe(202); }
   await waitFor(
     async () => {
       const { queued, running } = await cluster.active();
@@ -54,7 +55,7 @@ test('a RabbitMQ restart with jobs queued and running loses nothing and needs no
     },
     { timeoutMs: 20_000, what: 'the API to refuse a submission' },
   );
-  expect(refused.body.code).toBe('BROKER_UNAVAILABLE');
+  expect(problemOf(refused).code).toBe('BROKER_UNAVAILABLE');
   expect((await fetch(`${cluster.url}/readyz`)).status).toBe(503);
   const down = await submit('during-last.csv', 1000);
   expect(down.status).toBe(503);
@@ -64,9 +65,9 @@ test('a RabbitMQ restart with jobs queued and running loses nothing and needs no
     timeoutMs: 30_000,
     what: 'the API to reconnect',
   });
-  for (let i = 0; i < 2; i++) expect((await submit(`after-${i}.csv`, 500_000)).status).toBe(202);
+  for (let i = 0; i < 2; i++) { expect((await submit(`after-${i}.csv`, 500_000)).status).toBe(202); }
 
-  for (const [id, expected] of accepted) expectSums(await cluster.waitForJob(id, 90_000), expected);
+  for (const [id, expected] of accepted) { expectSums(await cluster.waitForJob(id, 90_000), expected); }
   await cluster.waitForNoActive();
   expect(await cluster.queueDepth()).toBe(0);
   // Exactly the accepted jobs exist: every 503 took its record back.

@@ -2,6 +2,7 @@ import { Cluster } from '../support/processes';
 import { freePort } from '../support/servers';
 import { serviceUrls } from '../support/services';
 import { waitFor } from '../support/wait';
+import { jobOf } from '../support/http';
 
 /**
  * What can never succeed must end: a message that is not a job, and a file whose store always fails
@@ -57,7 +58,7 @@ test('a poison message is rejected once, dead-lettered and dropped', async () =>
 test('a file that always fails transiently is tried MAX_ATTEMPTS times, dead-lettered, and failed with the reason', async () => {
   const res = await cluster.submit({ file: 's3://nowhere/always-down.csv' });
   expect(res.status).toBe(202);
-  const id = res.body.id as string;
+  const id = jobOf(res).id;
 
   const job = await cluster.waitForJob(id, 60_000);
   expect(job.status).toBe('failed');

@@ -2,6 +2,7 @@ import { Cluster, type ServiceProcess } from '../support/processes';
 import { serviceUrls } from '../support/services';
 import { waitFor } from '../support/wait';
 import { SAMPLE_EXPECTED, expectSums, sampleCsv, startSlowS3, type SlowS3 } from './helpers';
+import { jobOf } from '../support/http';
 
 /**
  * Executors die for real (kill -9, SIGTERM) while they hold a job: the job still finishes once,
@@ -52,7 +53,7 @@ async function jobUnderWay(name: string, bytes: number, among: ServiceProcess[])
   const { file, expected } = await s3.put(name, bytes);
   const res = await cluster.submit({ file });
   expect(res.status).toBe(202);
-  const id = res.body.id as string;
+  const id = jobOf(res).id;
   const runner = await runnerOf(id, 1, among);
   const midway = await midJob(id);
   return { id, expected, runner, midway };
@@ -84,7 +85,7 @@ test('kill -9 after the result is written, before the ack: the redelivery is ack
   const crashing = await cluster.addExecutor({ DECISUM_TEST_CRASH_AFTER_WRITE: 'true' });
   const res = await cluster.submit({ file: 'sample.csv' });
   expect(res.status).toBe(202);
-  const id = res.body.id as string;
+  const id = jobOf(res).id;
 
   const { signal } = await crashing.exited;
   expect(signal).toBe('SIGKILL');

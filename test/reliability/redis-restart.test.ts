@@ -4,6 +4,7 @@ import { startRedisServer, type PrivateServer } from '../support/servers';
 import { serviceUrls } from '../support/services';
 import { waitFor } from '../support/wait';
 import { expectSums, startSlowS3, type Expected, type SlowS3 } from './helpers';
+import { jobOf, problemOf } from '../support/http';
 
 /**
  * A private Redis (AOF, fsync always, as production runs it) is killed with -9 during a run and
@@ -39,14 +40,14 @@ test('a Redis crash and restart during a run: nothing lost, nothing counted twic
     const { file, expected } = await s3.put(`${name}.csv`, 1 * MB);
     const res = await waitFor(
       async () => {
-        const r = await cluster.submit({ file }, { 'Idempotency-Key': key }).catch(() => ({ status: 0, body: {} as any }));
-        if (r.status === 202) return r;
-        refusals.push({ status: r.status, code: r.body.code });
+        const r = await cluster.submit({ file }, { 'Idempotency-Key': key }).catch(() => ({ status: 0, body: {} }));
+        if (r.status === 202) { return r; }
+        refusals.push({ status: r.status, code: problemOf(r).code });
         return undefined;
       },
       { timeoutMs: 60_000, intervalMs: 100, what: `a 202 for key ${key}` },
     );
-    byKey.set(key, { id: res.body.id, expected });
+    byKey.set(key, { id: jobOf(res).id, expected });
   };
 
   await Promise.all(Array.from({ length: CLIENTS }, (_, c) => submitUntilAccepted(`before-${c}`)));
@@ -62,7 +63,7 @@ test('a Redis crash and restart during a run: nothing lost, nothing counted twic
   expect(byKey.size).toBe(2 * CLIENTS);
   const ids = [...byKey.values()].map((v) => v.id);
   expect(new Set(ids).size).toBe(ids.length);
-  for (const { id, expected } of byKey.values()) expectSums(await cluster.waitForJob(id, 90_000), expected);
+  for (const { id, expected } of byKey.values()) { expectSums(await cluster.waitForJob(id, 90_000), expected); }
   await cluster.waitForNoActive();
   expect(await cluster.queueDepth()).toBe(0);
   // One record per key: a retried submission never made a second job.
@@ -73,5 +74,5 @@ test('a Redis crash and restart during a run: nothing lost, nothing counted twic
   // Log lines follow the Redis writes: wait for them all rather than race the last one.
   await waitFor(() => (successes().length >= ids.length ? true : undefined), { what: 'every success to be logged' });
   expect(successes().sort()).toEqual([...ids].sort());
-  for (const p of [...cluster.apis, ...cluster.executors]) expect(p.alive).toBe(true);
+  for (const p of [...cluster.apis, ...cluster.executors]) { expect(p.alive).toBe(true); }
 }, 180_000);

@@ -12,7 +12,7 @@ export function makeCsv(bytes: number): Buffer {
   buf.write(header, 0, 'latin1');
   const body = buf.subarray(header.length);
   body.fill(line, 'latin1');
-  for (let i = 0; i < lines; i++) body.write(String(i).padStart(10, '0'), i * line.length, 'latin1');
+  for (let i = 0; i < lines; i++) { body.write(String(i).padStart(10, '0'), i * line.length, 'latin1'); }
   return buf;
 }
 

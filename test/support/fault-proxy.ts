@@ -113,7 +113,7 @@ export class FaultProxy {
 
   /** Drops every open connection now. */
   cutAll(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets) { s.destroy(); }
   }
 
   async close(): Promise<void> {
@@ -130,7 +130,7 @@ export class FaultProxy {
     this.sockets.add(upstream);
     let closed = false;
     const closeBoth = (hard = false) => {
-      if (closed) return;
+      if (closed) { return; }
       closed = true;
       upstream.destroy();
       if (hard) {
@@ -147,7 +147,7 @@ export class FaultProxy {
     });
     upstream.on('close', () => {
       this.sockets.delete(upstream);
-      if (!closed) client.end();
+      if (!closed) { client.end(); }
     });
     client.on('error', () => closeBoth());
     upstream.on('error', () => closeBoth());
@@ -163,11 +163,11 @@ export class FaultProxy {
 
     let sent = 0;
     const write = async (piece: Buffer): Promise<void> => {
-      if (piece.length === 0 || closed) return;
+      if (piece.length === 0 || closed) { return; }
       sent += piece.length;
       this.stats.bytesToClient += piece.length;
       this.stats.bodyBytesToClient += framer.body(piece);
-      if (!client.write(piece)) await once(client, 'drain').catch(() => undefined);
+      if (!client.write(piece)) { await once(client, 'drain').catch(() => undefined); }
     };
     const forward = async (chunk: Buffer): Promise<void> => {
       const rest = chunk;
@@ -189,7 +189,7 @@ export class FaultProxy {
       upstream.pause();
       forward(chunk).then(
         () => {
-          if (!closed && upstream.listenerCount('data') > 0) upstream.resume();
+          if (!closed && upstream.listenerCount('data') > 0) { upstream.resume(); }
         },
         () => closeBoth(),
       );
@@ -198,7 +198,7 @@ export class FaultProxy {
 
   private async throttled(chunk: Buffer, plan: ConnectionPlan, write: (b: Buffer) => Promise<void>): Promise<void> {
     const rate = plan.throttleBytesPerSec;
-    if (rate === undefined) return write(chunk);
+    if (rate === undefined) { return write(chunk); }
     // Slices of a tenth of a second's budget.
     const slice = Math.max(1, Math.floor(rate / 10));
     for (let i = 0; i < chunk.length; i += slice) {

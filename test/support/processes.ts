@@ -34,11 +34,11 @@ export function buildOnce(): Promise<void> {
         fs.mkdirSync(LOCK);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') { throw err; }
         // A lock older than any build is left by a killed run.
         const age = Date.now() - (fs.statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-        if (age > 180_000) fs.rmSync(LOCK, { recursive: true, force: true });
-        if (Date.now() > deadline) throw new Error(`build lock ${LOCK} held for too long`);
+        if (age > 180_000) { fs.rmSync(LOCK, { recursive: true, force: true }); }
+        if (Date.now() > deadline) { throw new Error(`build lock ${LOCK} held for too long`); }
         await new Promise((r) => setTimeout(r, 200));
       }
     }
@@ -64,7 +64,7 @@ export interface LogLine {
 
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
+  for (const c of running) { c.kill('SIGKILL'); }
 });
 
 /** One API or executor process and everything it printed. */
@@ -90,7 +90,7 @@ export class ServiceProcess {
       stream?.on('data', (chunk: string) => {
         const parts = (rest + chunk).split('\n');
         rest = parts.pop() ?? '';
-        for (const line of parts) this.add(line);
+        for (const line of parts) { this.add(line); }
       });
       stream?.on('end', () => rest && this.add(rest));
     };
@@ -117,7 +117,7 @@ export class ServiceProcess {
   }
 
   private notify(): void {
-    for (const l of this.listeners) l();
+    for (const l of this.listeners) { l(); }
   }
 
   /** The first log line (from the start) that matches, waiting for it until timeoutMs. */
@@ -125,8 +125,8 @@ export class ServiceProcess {
     return new Promise((resolve, reject) => {
       const check = () => {
         const found = this.lines.find(match);
-        if (found) return done(() => resolve(found));
-        if (!this.alive) done(() => reject(new Error(`${this.name} exited before logging ${what}\n${this.tail()}`)));
+        if (found) { return done(() => resolve(found)); }
+        if (!this.alive) { done(() => reject(new Error(`${this.name} exited before logging ${what}\n${this.tail() }`))); }
       };
       const timer = setTimeout(() => done(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms\n${this.tail()}`))), timeoutMs);
       const done = (fn: () => void) => {
@@ -154,13 +154,13 @@ export class ServiceProcess {
 
   /** kill -9: no handler runs, nothing is flushed, the broker and Redis see a dead peer. */
   async kill(): Promise<void> {
-    if (this.alive) this.child.kill('SIGKILL');
+    if (this.alive) { this.child.kill('SIGKILL'); }
     await this.exited;
   }
 
   /** SIGTERM, then the exit code (SIGKILL after timeoutMs, which fails the caller's expectation of 0). */
   async terminate(timeoutMs = 30_000): Promise<number | null> {
-    if (this.alive) this.child.kill('SIGTERM');
+    if (this.alive) { this.child.kill('SIGTERM'); }
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     const { code } = await this.exited;
     clearTimeout(timer);
@@ -243,7 +243,7 @@ export class Cluster {
   static async start(options: ClusterOptions): Promise<Cluster> {
     const cluster = new Cluster(options);
     try {
-      for (let i = 0; i < (options.apis ?? 1); i++) await cluster.addApi();
+      for (let i = 0; i < (options.apis ?? 1); i++) { await cluster.addApi(); }
       await Promise.all(Array.from({ length: options.executors ?? 0 }, () => cluster.addExecutor()));
     } catch (err) {
       await cluster.stop();
@@ -282,7 +282,7 @@ export class Cluster {
     return [...this.apis, ...this.executors].map((p) => p.tail(n)).join('\n');
   }
 
-  async submit(body: object, headers: Record<string, string> = {}, api = this.url): Promise<{ status: number; body: any }> {
+  async submit(body: object, headers: Record<string, string> = {}, api = this.url): Promise<{ status: number; body: unknown }> {
     const res = await fetch(`${api}/api/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
@@ -293,7 +293,7 @@ export class Cluster {
 
   async active(api = this.url): Promise<{ active: number; queued: number; running: number }> {
     const res = await fetch(`${api}/api/v1/jobs/active`);
-    if (res.status !== 200) throw new Error(`GET /active answered ${res.status}`);
+    if (res.status !== 200) { throw new Error(`GET /active answered ${res.status}`); }
     return (await res.json()) as { active: number; queued: number; running: number };
   }
 

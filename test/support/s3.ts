@@ -32,7 +32,7 @@ export async function startS3(): Promise<TestS3> {
       host: url.hostname,
       port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
       config: (endpoint = external) => ({ endpoint, region: process.env.S3_REGION ?? 'us-east-1', forcePathStyle: true, credentials }),
-      close: async () => undefined,
+      close: () => Promise.resolve(),
     };
   }
   const directory = await mkdtemp(path.join(os.tmpdir(), 'decisum-s3rver-'));

@@ -29,7 +29,7 @@ const children = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of children) {
     try {
-      if (c.pid) process.kill(-c.pid, 'SIGKILL');
+      if (c.pid) { process.kill(-c.pid, 'SIGKILL'); }
     } catch {
       // already gone
     }
@@ -47,7 +47,7 @@ function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFil
 }
 
 async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  if (!child || child.exitCode !== null || child.signalCode !== null) { return; }
   const exited = once(child, 'exit');
   process.kill(-child.pid!, signal);
   const timer = setTimeout(() => {
@@ -111,7 +111,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     child = spawnServer('redis-server', args, process.env, logFile);
     await waitFor(
       async () => {
-        if (child?.exitCode !== null) throw new Error(`redis-server exited: ${tail(logFile)}`);
+        if (child?.exitCode !== null) { throw new Error(`redis-server exited: ${tail(logFile) }`); }
         const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         probe.on('error', () => undefined);
         try {
@@ -176,7 +176,7 @@ export async function startRabbitNode(): Promise<RabbitNode> {
     child = spawnServer(path.join(RABBIT_BIN, 'rabbitmq-server'), [], env, logFile);
     await waitFor(
       async () => {
-        if (child?.exitCode !== null) throw new Error(`rabbitmq-server exited: ${tail(logFile)}`);
+        if (child?.exitCode !== null) { throw new Error(`rabbitmq-server exited: ${tail(logFile) }`); }
         const conn = await amqp.connect(url, { timeout: 1000 });
         await conn.close();
         return true;

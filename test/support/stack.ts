@@ -128,7 +128,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     return executor;
   };
-  for (let i = 0; i < (options.executors ?? 1); i++) await addExecutor();
+  for (let i = 0; i < (options.executors ?? 1); i++) { await addExecutor(); }
 
   return {
     url,
@@ -167,7 +167,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       );
     },
     async stop() {
-      for (const close of closers.reverse()) await close();
+      for (const close of closers.reverse()) { await close(); }
       await deleteTopology(config.amqpUrl, topology);
       const cleanup = createRedis(config.redisUrl, logger);
       await new JobStore(cleanup, storeOptions).destroy();

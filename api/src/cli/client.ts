@@ -60,13 +60,13 @@ export class ApiClient {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw usageError(`--url ${baseUrl} must be an http:// or https:// URL`);
     }
-    if (!url.pathname.endsWith('/')) url.pathname += '/';
+    if (!url.pathname.endsWith('/')) { url.pathname += '/'; }
     this.base = url;
   }
 
   submit(body: SubmitBody, idempotencyKey?: string): Promise<Job> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+    if (idempotencyKey !== undefined) { headers['idempotency-key'] = idempotencyKey; }
     return this.json<Job>('api/v1/jobs', { method: 'POST', headers, body: JSON.stringify(body) });
   }
 
@@ -86,7 +86,7 @@ export class ApiClient {
   upload(location: string, body: Readable, size?: number): Promise<UploadResult> {
     const url = new URL(filesPath(location), this.base);
     const headers: Record<string, string> = { 'content-type': 'text/csv', accept: 'application/json, application/problem+json' };
-    if (size !== undefined) headers['content-length'] = String(size);
+    if (size !== undefined) { headers['content-length'] = String(size); }
     return new Promise((resolve, reject) => {
       let answered = false;
       const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'PUT', headers }, (res) => {
@@ -96,7 +96,7 @@ export class ApiClient {
         res.on('error', (err) => reject(this.unreachable(err)));
         res.on('end', () => {
           // Answered before taking the whole body (a refused location): stop sending the rest.
-          if (!req.writableFinished) req.destroy();
+          if (!req.writableFinished) { req.destroy(); }
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) {
             reject(new CliError(describeHttpError('PUT', url, status, res.statusMessage ?? '', text), EXIT.UNAVAILABLE, status));
@@ -112,7 +112,7 @@ export class ApiClient {
       // No timeout: a large upload may take long; a dead connection still ends in an error.
       pipeline(body, req).catch((err: unknown) => {
         // A server that answers early (a refused location) may cut the rest of the body: its answer counts.
-        if (!answered) reject(this.unreachable(err));
+        if (!answered) { reject(this.unreachable(err)); }
       });
     });
   }
@@ -148,7 +148,7 @@ export class ApiClient {
 /** s3://bucket/key → files/s3/bucket/key; anything else is a path under DATA_DIR → files/local/path. */
 export function filesPath(location: string): string {
   const encode = (p: string) => p.split('/').map(encodeURIComponent).join('/');
-  if (location.startsWith('s3://')) return `api/v1/files/s3/${encode(location.slice('s3://'.length))}`;
+  if (location.startsWith('s3://')) { return `api/v1/files/s3/${encode(location.slice('s3://'.length)) }`; }
   const local = location.startsWith('file:') ? location.slice('file:'.length) : location;
   return `api/v1/files/local/${encode(local)}`;
 }

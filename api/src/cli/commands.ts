@@ -21,7 +21,7 @@ const FINAL = new Set<Job['status']>(['succeeded', 'failed', 'cancelled']);
 const KINDS: readonly CsvKind[] = ['sample', 'int', 'decimal'];
 
 export function wholeNumber(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined) { return undefined; }
   if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
     throw usageError(`--${name} must be a whole number${min > 0 ? ` of at least ${min}` : ''}, not "${value}"`);
   }
@@ -43,9 +43,9 @@ export interface GenerateOptions {
 export async function generateCsvCommand(io: Io, o: GenerateOptions): Promise<number> {
   const rows = wholeNumber('rows', o.rows, 0);
   const cols = wholeNumber('cols', o.cols, 1);
-  if (rows === undefined || cols === undefined) throw usageError('generate-csv needs --rows N and --cols M');
+  if (rows === undefined || cols === undefined) { throw usageError('generate-csv needs --rows N and --cols M'); }
   const kind = o.kind ?? 'sample';
-  if (!(KINDS as readonly string[]).includes(kind)) throw usageError(`--kind must be one of ${KINDS.join(', ')}, not "${kind}"`);
+  if (!(KINDS as readonly string[]).includes(kind)) { throw usageError(`--kind must be one of ${KINDS.join(', ') }, not "${kind}"`); }
   const seed = wholeNumber('seed', o.seed, 0);
   // Loaded here, not at the top: the shared package pulls in the storage clients, which the
   // commands that only talk HTTP should not pay for at start-up.
@@ -77,19 +77,19 @@ export async function submitCommand(io: Io, g: Global, location: string, o: Subm
   const body: SubmitBody = { file: location };
   const step = wholeNumber('step', o.step, 1);
   const offset = wholeNumber('offset', o.offset, 0);
-  if (step !== undefined) body.step = step;
-  if (offset !== undefined) body.offset = offset;
+  if (step !== undefined) { body.step = step; }
+  if (offset !== undefined) { body.offset = offset; }
   if (o.delimiter !== undefined) {
     const d = DELIMITER_NAMES[o.delimiter];
-    if (d === undefined) throw usageError(`--delimiter must be one of , ; | tab auto, not ${JSON.stringify(o.delimiter)}`);
+    if (d === undefined) { throw usageError(`--delimiter must be one of , ; | tab auto, not ${JSON.stringify(o.delimiter) }`); }
     body.delimiter = d;
   }
-  if (o['no-header']) body.header = false;
+  if (o['no-header']) { body.header = false; }
   const client = new ApiClient(g.url);
   const job = await client.submit(body, o['idempotency-key']);
   if (!o.wait) {
-    if (g.json) printJson(io, job);
-    else io.stdout.write(`${job.id}\n`);
+    if (g.json) { printJson(io, job); }
+    else { io.stdout.write(`${job.id}\n`); }
     io.stderr.write(`submitted job ${job.id} (${job.status}); follow it with: decisum status ${job.id} --wait\n`);
     return EXIT.OK;
   }
@@ -100,23 +100,23 @@ export async function submitCommand(io: Io, g: Global, location: string, o: Subm
 export async function statusCommand(io: Io, g: Global, id: string, wait: boolean): Promise<number> {
   const client = new ApiClient(g.url);
   const job = await client.job(id);
-  if (wait) return follow(io, g, client, job);
-  if (g.json) printJson(io, job);
-  else io.stdout.write(jobText(job));
+  if (wait) { return follow(io, g, client, job); }
+  if (g.json) { printJson(io, job); }
+  else { io.stdout.write(jobText(job)); }
   return EXIT.OK;
 }
 
 export async function activeCommand(io: Io, g: Global): Promise<number> {
   const count = await new ApiClient(g.url).active();
-  if (g.json) printJson(io, count);
-  else io.stdout.write(activeText(count));
+  if (g.json) { printJson(io, count); }
+  else { io.stdout.write(activeText(count)); }
   return EXIT.OK;
 }
 
 export async function uploadCommand(io: Io, g: Global, file: string, target: string | undefined): Promise<number> {
   const client = new ApiClient(g.url);
   const fromStdin = file === '-';
-  if (fromStdin && (target === undefined || target.endsWith('/'))) throw usageError('upload - (stdin) needs a LOCATION with a file name');
+  if (fromStdin && (target === undefined || target.endsWith('/'))) { throw usageError('upload - (stdin) needs a LOCATION with a file name'); }
   const name = path.basename(file);
   const location = target === undefined ? name : target.endsWith('/') ? `${target}${name}` : target;
   if (!location.startsWith('s3://') && path.posix.isAbsolute(location.replace(/^file:/, ''))) {
@@ -133,13 +133,13 @@ export async function uploadCommand(io: Io, g: Global, file: string, target: str
     } catch (err) {
       throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
-    if (!stat.isFile()) throw usageError(`${file} is not a file`);
+    if (!stat.isFile()) { throw usageError(`${file} is not a file`); }
     size = stat.size;
     body = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   }
   const result = await client.upload(location, body, size);
-  if (g.json) printJson(io, result);
-  else io.stdout.write(`${result.location}\n`);
+  if (g.json) { printJson(io, result); }
+  else { io.stdout.write(`${result.location}\n`); }
   io.stderr.write(`uploaded ${result.size} bytes to ${result.location}\n`);
   return EXIT.OK;
 }
@@ -181,9 +181,9 @@ async function poll(io: Io, client: ApiClient, first: Job, bar: ProgressBar): Pr
       failingSince = undefined;
     } catch (err) {
       // An HTTP answer (404: the job expired) is final; a network error may pass.
-      if (!(err instanceof CliError) || err.status !== undefined) throw err;
+      if (!(err instanceof CliError) || err.status !== undefined) { throw err; }
       failingSince ??= Date.now();
-      if (Date.now() - failingSince > OUTAGE_MS) throw err;
+      if (Date.now() - failingSince > OUTAGE_MS) { throw err; }
       bar.clear();
       io.stderr.write(`${err.message}; retrying\n`);
     }
@@ -192,11 +192,11 @@ async function poll(io: Io, client: ApiClient, first: Job, bar: ProgressBar): Pr
 }
 
 function report(io: Io, g: Global, job: Job): number {
-  if (g.json) printJson(io, job);
+  if (g.json) { printJson(io, job); }
   if (job.status === 'succeeded') {
     const rows = job.result?.rows ?? 0;
     io.stderr.write(`job ${job.id} succeeded: ${rows} rows, ${job.result?.columns.length ?? 0} columns summed\n`);
-    if (!g.json) io.stdout.write(resultTable(job));
+    if (!g.json) { io.stdout.write(resultTable(job)); }
     return EXIT.OK;
   }
   io.stderr.write(`job ${job.id} ${job.status}: ${errorText(job)}\n`);

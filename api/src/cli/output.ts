@@ -19,7 +19,7 @@ export function formatBytes(n: number): string {
 
 function percent(job: Job): number | undefined {
   const { bytesRead, bytesTotal } = job.progress;
-  if (job.status === 'succeeded') return 100;
+  if (job.status === 'succeeded') { return 100; }
   return bytesTotal > 0 ? Math.min(100, (bytesRead / bytesTotal) * 100) : undefined;
 }
 
@@ -38,7 +38,7 @@ export class ProgressBar {
   constructor(private readonly out: Out) {}
 
   update(job: Job): void {
-    if (!this.out.isTTY) return;
+    if (!this.out.isTTY) { return; }
     const width = Math.max(10, Math.min(40, (this.out.columns ?? 80) - 60));
     const p = percent(job) ?? 0;
     const filled = Math.round((p / 100) * width);
@@ -48,14 +48,14 @@ export class ProgressBar {
   }
 
   clear(): void {
-    if (this.drawn) this.out.write('\r\x1b[K');
+    if (this.drawn) { this.out.write('\r\x1b[K'); }
     this.drawn = false;
   }
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
 }
 
 /** The result as a table: one line per summed column, exact sums. */
@@ -66,7 +66,7 @@ export function resultTable(job: Job): string {
 
 export function errorText(job: Job): string {
   const e = job.error;
-  if (!e) return job.status === 'cancelled' ? 'cancelled' : 'no error recorded';
+  if (!e) { return job.status === 'cancelled' ? 'cancelled' : 'no error recorded'; }
   const where = [e.row !== undefined ? `row ${e.row}` : '', e.column !== undefined ? `column ${e.column}` : '']
     .filter(Boolean)
     .join(', ');
@@ -76,7 +76,7 @@ export function errorText(job: Job): string {
 }
 
 function seconds(job: Job): string | undefined {
-  if (!job.startedAt || !job.finishedAt) return undefined;
+  if (!job.startedAt || !job.finishedAt) { return undefined; }
   const ms = Date.parse(job.finishedAt) - Date.parse(job.startedAt);
   return Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : undefined;
 }
@@ -85,8 +85,8 @@ function seconds(job: Job): string | undefined {
 export function jobText(job: Job): string {
   const o = job.options;
   const options = [`step ${o.step}`, `offset ${o.offset}`];
-  if (o.delimiter !== undefined) options.push(`delimiter ${JSON.stringify(o.delimiter)}`);
-  if (o.header === false) options.push('no header');
+  if (o.delimiter !== undefined) { options.push(`delimiter ${JSON.stringify(o.delimiter) }`); }
+  if (o.header === false) { options.push('no header'); }
   const lines: [string, string | undefined][] = [
     ['id', job.id],
     ['status', job.status],
@@ -99,14 +99,14 @@ export function jobText(job: Job): string {
     ['attempts', String(job.attempts)],
     ['progress', progressText(job)],
   ];
-  if (job.result) lines.push(['rows', String(job.result.rows)]);
-  if (job.status === 'failed' || job.status === 'cancelled') lines.push(['error', errorText(job)]);
+  if (job.result) { lines.push(['rows', String(job.result.rows)]); }
+  if (job.status === 'failed' || job.status === 'cancelled') { lines.push(['error', errorText(job)]); }
   let text = lines
     .filter((l): l is [string, string] => l[1] !== undefined)
     .map(([k, v]) => `${k.padEnd(9)} ${v}`)
     .join('\n');
   text += '\n';
-  if (job.result) text += `\n${resultTable(job)}`;
+  if (job.result) { text += `\n${resultTable(job) }`; }
   return text;
 }
 

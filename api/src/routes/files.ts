@@ -42,13 +42,13 @@ export function createFilesRouter({ storage, logger }: FilesDeps): Router {
       await pipeline(body, res);
     } catch (err) {
       // Headers are out: all that is left is to cut the response so the client sees it short.
-      if (!aborter.signal.aborted) logger.warn({ err, location: formatLocation(loc) }, 'download failed mid-stream');
+      if (!aborter.signal.aborted) { logger.warn({ err, location: formatLocation(loc) }, 'download failed mid-stream'); }
       res.destroy();
     }
   };
 
   const put = async (req: Request, res: Response, loc: Location, folder: boolean) => {
-    if (folder) throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 });
+    if (folder) { throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 }); }
     const length = req.headers['content-length'];
     const contentLength = length === undefined ? undefined : Number(length);
     const aborter = abortOnClose(res);
@@ -97,14 +97,14 @@ function setFileHeaders(res: Response, loc: Location, info: { size: number; modi
   res.setHeader('Content-Length', String(info.size));
   res.setHeader('Content-Type', contentTypeOf(name));
   res.setHeader('Last-Modified', info.modified.toUTCString());
-  if (info.etag) res.setHeader('ETag', info.etag);
+  if (info.etag) { res.setHeader('ETag', info.etag); }
 }
 
 /** Aborts storage work when the client goes away before the response finished. */
 function abortOnClose(res: Response): AbortController {
   const aborter = new AbortController();
   res.once('close', () => {
-    if (!res.writableFinished) aborter.abort(new Error('client closed the connection'));
+    if (!res.writableFinished) { aborter.abort(new Error('client closed the connection')); }
   });
   return aborter;
 }

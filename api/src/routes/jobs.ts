@@ -40,8 +40,8 @@ const IdempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 
 /** The job's options as stored: absent ones (detect the delimiter, a header row) are left out. */
 function jobOptions(body: JobSubmission): JobOptions {
   const options: JobOptions = { step: body.step, offset: body.offset };
-  if (body.delimiter !== undefined) options.delimiter = body.delimiter;
-  if (body.header !== undefined) options.header = body.header;
+  if (body.delimiter !== undefined) { options.delimiter = body.delimiter; }
+  if (body.header !== undefined) { options.header = body.header; }
   return options;
 }
 
@@ -61,7 +61,7 @@ export function createJobsRouter({ store, broker, storage, logger, metrics }: Jo
     const options = jobOptions(body);
     await storage.stat(location).catch((err: unknown) => {
       // Only a definite answer (missing, forbidden, a folder) refuses the job; an unreachable store is the executor's to retry.
-      if (isPermanent(err)) throw err;
+      if (isPermanent(err)) { throw err; }
       logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
     });
 
@@ -99,14 +99,14 @@ export function createJobsRouter({ store, broker, storage, logger, metrics }: Jo
   router.get('/:id', async (req, res) => {
     const id = parse(IdSchema, req.params.id, 'id');
     const job = await store.get(id);
-    if (!job) throw new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
+    if (!job) { throw new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 }); }
     res.json(job);
   });
 
   router.delete('/:id', async (req, res) => {
     const id = parse(IdSchema, req.params.id, 'id');
     const outcome = await store.cancel(id);
-    if (outcome === 'missing') throw new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
+    if (outcome === 'missing') { throw new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 }); }
     if (outcome !== 'ended') {
       throw new AppError('JOB_FINISHED', `job ${id} already ${outcome}; only queued or running jobs can be cancelled`, { status: 409 });
     }

@@ -21,7 +21,7 @@ import { SimdRows } from './simd';
 export type CsvErrorCode = 'NON_NUMERIC' | 'RAGGED_ROW' | 'UNTERMINATED_QUOTE' | 'NOT_TEXT' | 'LINE_TOO_LONG' | 'EMPTY_FILE';
 
 export function csvErrorMessage(row: number | undefined, column: string | undefined, reason: string): string {
-  if (row === undefined) return reason;
+  if (row === undefined) { return reason; }
   return column === undefined ? `row ${row}: ${reason}` : `row ${row}, column ${column}: ${reason}`;
 }
 
@@ -86,7 +86,7 @@ const MAX_SCALE = 1000;
 const MAX_SHIFT = 1000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const POW10: number[] = [];
-for (let i = 0, v = 1; i <= 22; i++, v *= 10) POW10.push(v);
+for (let i = 0, v = 1; i <= 22; i++, v *= 10) { POW10.push(v); }
 
 function isDigit(c: number): boolean {
   return (c - 48) >>> 0 < 10;
@@ -101,7 +101,7 @@ const SLACK = 16;
 /** A read buffer of size bytes rounded up to whole words, with SLACK bytes of memory after it. */
 function alignedBuffer(size: number, simd: SimdRows | null): Buffer {
   const n = (size + 3) & ~3;
-  if (simd) return simd.buffer(n, SLACK);
+  if (simd) { return simd.buffer(n, SLACK); }
   // allocUnsafeSlow gives the Buffer its own ArrayBuffer at offset 0, so an Int32Array view lines up.
   return Buffer.allocUnsafeSlow(n + SLACK).subarray(0, n);
 }
@@ -118,8 +118,8 @@ function quotedLineEnd(buf: Buffer, p: number, end: number): number {
   let inQ = false;
   for (; p < end; p++) {
     const c = buf[p];
-    if (c === 34) inQ = !inQ;
-    else if (c === 10 && !inQ) return p + 1;
+    if (c === 34) { inQ = !inQ; }
+    else if (c === 10 && !inQ) { return p + 1; }
   }
   return -1;
 }
@@ -129,10 +129,10 @@ function countDelims(buf: Uint8Array, s: number, e: number): number[] {
   let inQ = false;
   for (let p = s; p < e; p++) {
     const c = buf[p];
-    if (c === 34) inQ = !inQ;
+    if (c === 34) { inQ = !inQ; }
     else if (!inQ) {
       const i = DELIMS.indexOf(c);
-      if (i >= 0) counts[i]++;
+      if (i >= 0) { counts[i]++; }
     }
   }
   return counts;
@@ -145,7 +145,7 @@ export function detectDelimiter(buf: Uint8Array, s: number, e: number): number {
     const inner: number[] = [];
     for (let p = s + 1; p < e; p++) {
       if (buf[p] === 34) {
-        if (buf[p + 1] !== 34) break;
+        if (buf[p + 1] !== 34) { break; }
         p++;
       }
       inner.push(buf[p]);
@@ -153,7 +153,7 @@ export function detectDelimiter(buf: Uint8Array, s: number, e: number): number {
     counts = countDelims(Uint8Array.from(inner), 0, inner.length);
   }
   let best = 0;
-  for (let i = 1; i < 4; i++) if (counts[i] > counts[best]) best = i;
+  for (let i = 1; i < 4; i++) { if (counts[i] > counts[best]) { best = i; } }
   return DELIMS[best];
 }
 
@@ -162,7 +162,7 @@ export function formatScaled(total: bigint, scale: number): string {
   const neg = total < 0n;
   let s = (neg ? -total : total).toString();
   if (scale > 0) {
-    if (s.length <= scale) s = '0'.repeat(scale - s.length + 1) + s;
+    if (s.length <= scale) { s = '0'.repeat(scale - s.length + 1) + s; }
     s = `${s.slice(0, s.length - scale)}.${s.slice(s.length - scale)}`;
   }
   return neg ? `-${s}` : s;
@@ -249,7 +249,7 @@ export class Engine {
     this.simd = cfg.simd !== false && !cfg.headerOnly && LITTLE_ENDIAN ? new SimdRows() : null;
     this.useBuffer(alignedBuffer(cfg.bufferBytes ?? 1 << 20, this.simd));
     this.scratch2 = Buffer.allocUnsafeSlow(0);
-    if (cfg.layout) this.setLayout(cfg.layout);
+    if (cfg.layout) { this.setLayout(cfg.layout); }
   }
 
   /** Free space to read into; call commit(n) after writing n bytes at its start. */
@@ -259,11 +259,11 @@ export class Engine {
 
   commit(n: number): void {
     this.len += n;
-    if (this.len === this.buf.length && !this.done) this.run(false);
+    if (this.len === this.buf.length && !this.done) { this.run(false); }
   }
 
   push(chunk: Uint8Array): void {
-    if (this.finished) throw new Error('push after finish');
+    if (this.finished) { throw new Error('push after finish'); }
     let off = 0;
     while (off < chunk.length && !this.done) {
       const n = Math.min(this.buf.length - this.len, chunk.length - off);
@@ -275,11 +275,11 @@ export class Engine {
 
   /** Process what is left as the end of the input. */
   end(): void {
-    if (this.finished) return;
+    if (this.finished) { return; }
     this.finished = true;
-    if (!this.done) this.run(true);
-    if (this.phase === PHASE_HEADER) throw this.emptyFile();
-    if (!this.done) this.boundary = this.base + this.len;
+    if (!this.done) { this.run(true); }
+    if (this.phase === PHASE_HEADER) { throw this.emptyFile(); }
+    if (!this.done) { this.boundary = this.base + this.len; }
   }
 
   partial(): PartialSums {
@@ -378,8 +378,8 @@ export class Engine {
         this.boundary = this.base + p;
         break;
       }
-      if (this.qPos < p) this.qPos = this.find(34, p, end);
-      if (this.nulPos < p) this.nulPos = this.find(0, p, end);
+      if (this.qPos < p) { this.qPos = this.find(34, p, end); }
+      if (this.nulPos < p) { this.nulPos = this.find(0, p, end); }
       const special = Math.min(this.qPos, this.nulPos);
       // Rows wholly before the first quote or NUL can take the fast path.
       // (Word-at-a-time skipping assumes little-endian words; elsewhere every row takes the exact path.)
@@ -388,7 +388,7 @@ export class Engine {
         p = this.simdRowsOn ? this.simdRows(p, lim, stop) : this.fastRows(p, lim, stop);
         continue;
       }
-      if (special === end && !eof) break; // an incomplete last line with nothing special in it
+      if (special === end && !eof) { break; } // an incomplete last line with nothing special in it
       if (this.qPos === p && this.nulPos > p && this.k > 0 && this.nf > 1 && LITTLE_ENDIAN) {
         // A row opening with a quote: most likely double-encoded, like every row of the reference sample.
         const q = this.deRows(p, end, stop);
@@ -398,10 +398,10 @@ export class Engine {
         }
       }
       const r = this.slowRecord(p, end, eof);
-      if (r < 0) break;
+      if (r < 0) { break; }
       p = r;
     }
-    if (eof && !this.done && p >= end) this.boundary = this.base + end;
+    if (eof && !this.done && p >= end) { this.boundary = this.base + end; }
     this.keep(p, eof);
   }
 
@@ -422,13 +422,13 @@ export class Engine {
       const mib = Math.round((this.cfg.maxRecordBytes / 1048576) * 10) / 10;
       throw this.fail('LINE_TOO_LONG', undefined, `the record is longer than ${mib} MiB; is a quote left open?`);
     }
-    if (p > 0) this.buf.copyWithin(0, p, this.len);
+    if (p > 0) { this.buf.copyWithin(0, p, this.len); }
     this.base += p;
     this.len = rest;
     if (rest > this.buf.length >> 1) {
       const old = this.buf;
       const next = alignedBuffer(old.length * 2, this.simd); // the WebAssembly memory grows in place
-      if (!this.simd) old.copy(next, 0, 0, rest);
+      if (!this.simd) { old.copy(next, 0, 0, rest); }
       this.useBuffer(next);
     }
   }
@@ -446,9 +446,9 @@ export class Engine {
     const end = this.len;
     let p = 0;
     if (!this.bomChecked) {
-      if (end < 3 && !eof) return 0;
+      if (end < 3 && !eof) { return 0; }
       this.bomChecked = true;
-      if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) p = 3;
+      if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) { p = 3; }
     }
     for (;;) {
       // Blank lines before the header are skipped (and counted as rows).
@@ -458,16 +458,16 @@ export class Engine {
       } else if (p + 1 < end && buf[p] === 13 && buf[p + 1] === 10) {
         p += 2;
         this.records++;
-      } else break;
+      } else { break; }
     }
     if (p >= end || (end - p === 1 && buf[p] === 13)) {
-      if (eof) throw this.emptyFile();
+      if (eof) { throw this.emptyFile(); }
       return p;
     }
     let delim = this.cfg.delimiter;
     if (delim === undefined) {
       const lineEnd = quotedLineEnd(buf, p, end);
-      if (lineEnd < 0 && !eof) return p;
+      if (lineEnd < 0 && !eof) { return p; }
       delim = detectDelimiter(buf, p, lineEnd < 0 ? end : lineEnd);
     }
     this.delim = delim;
@@ -477,7 +477,7 @@ export class Engine {
     let r: number;
     try {
       r = this.parseRecord(buf, p, end, eof, this.scratch, false);
-      if (r < 0) return p;
+      if (r < 0) { return p; }
       if (fields.length === 1 && fields[0].includes(delim)) {
         const outer = fields[0];
         fields.length = 0;
@@ -501,7 +501,7 @@ export class Engine {
       names.push(name === '' ? `col${i}` : name);
     }
     this.setLayout({ delimiter: delim, fieldCount: fields.length, indices, names });
-    if (!header) return p; // the first line is data: read it again as a record
+    if (!header) { return p; } // the first line is data: read it again as a record
     this.records++;
     return r;
   }
@@ -530,7 +530,7 @@ export class Engine {
     const lastField = nf - 1;
     const maxRec = this.cfg.maxRecordBytes;
     rows: while (p < lim) {
-      if (p >= stop) return p;
+      if (p >= stop) { return p; }
       const rowStart = p;
       let c = buf[p];
       if (k === 0 || c === 10 || c === 13) {
@@ -554,9 +554,9 @@ export class Engine {
             const y = w ^ LF_PAT;
             md = ~(((x & HI) + HI) | x | HI) & low;
             const mn = ~(((y & HI) + HI) | y | HI) & low;
-            if (mn !== 0) md &= (mn & -mn) - 1;
+            if (mn !== 0) { md &= (mn & -mn) - 1; }
             const cw = Math.imul(md >>> 7, 0x01010101) >>> 24;
-            if (cw >= n) break;
+            if (cw >= n) { break; }
             if (mn !== 0) {
               p = this.reject(rowStart, lim, j);
               continue rows;
@@ -570,7 +570,7 @@ export class Engine {
               w1 = w32[wi + 2];
               // A byte below 11 in either word leaves one below 11 in their AND (text may give false alarms).
               const both = w0 & w1;
-              if ((((both - B11) & ~both) & M80) !== 0) break;
+              if ((((both - B11) & ~both) & M80) !== 0) { break; }
               const x0 = w0 ^ dPat;
               const x1 = w1 ^ dPat;
               const m0 = ~(((x0 & HI) + HI) | x0 | HI);
@@ -589,7 +589,7 @@ export class Engine {
               n -= c2;
               wi += 2;
             }
-            if (low === 0) break;
+            if (low === 0) { break; }
             w = w0;
             wi++;
             low = -1;
@@ -633,7 +633,7 @@ export class Engine {
           let u = 0;
           for (let q = s; q < p; q++) {
             const e = buf[q];
-            if (e !== 46) u = u * 10 + (e - 48);
+            if (e !== 46) { u = u * 10 + (e - 48); }
           }
           val = neg === 0 ? u : -u;
         }
@@ -653,9 +653,9 @@ export class Engine {
         if (fr === sc[j]) {
           const a = acc[j] + val;
           acc[j] = a;
-          if (Math.abs(a) >= FLUSH) this.flush(j);
-        } else this.addNumber(j, val, fr);
-        if (ended) break;
+          if (Math.abs(a) >= FLUSH) { this.flush(j); }
+        } else { this.addNumber(j, val, fr); }
+        if (ended) { break; }
       }
       if (!ended) {
         // The rest of the row: exactly lastField - f more delimiters, then the line feed.
@@ -674,12 +674,12 @@ export class Engine {
             break;
           }
           n -= Math.imul(md >>> 7, 0x01010101) >>> 24;
-          if (n < 0) break;
+          if (n < 0) { break; }
           for (;;) {
             const w0 = w32[wi + 1];
             const w1 = w32[wi + 2];
             const both = w0 & w1;
-            if ((((both - B11) & ~both) & M80) !== 0) break;
+            if ((((both - B11) & ~both) & M80) !== 0) { break; }
             const x0 = w0 ^ dPat;
             const x1 = w1 ^ dPat;
             const m = (~(((x0 & HI) + HI) | x0 | HI) >>> 7) + (~(((x1 & HI) + HI) | x1 | HI) >>> 7);
@@ -727,7 +727,7 @@ export class Engine {
         simd.takeSums(this.big);
       }
       // fastRows takes the row it stopped at; and the rest of [p, lim) too when such rows come thick here.
-      if (simd.otherRow) p = this.fastRows(p, n < SIMD_MIN_RUN ? lim : this.view.indexOf(10, p) + 1, stop);
+      if (simd.otherRow) { p = this.fastRows(p, n < SIMD_MIN_RUN ? lim : this.view.indexOf(10, p) + 1, stop); }
     }
     return p;
   }
@@ -755,7 +755,7 @@ export class Engine {
     const tf = this.tf;
     b.fill(34, end, end + 8); // sentinel: every scan below stops at end
     rows: while (p < lim) {
-      if (p >= stop || b[p] !== 34) return p;
+      if (p >= stop || b[p] !== 34) { return p; }
       const rowStart = p;
       p++;
       let f = 0;
@@ -766,7 +766,7 @@ export class Engine {
         let quoted = 0;
         if (c === 34) {
           // `""` opens an inner quoted field; `"""`, or a lone `"` (the outer quote closing on an empty field): the exact parser.
-          if (b[p + 1] !== 34 || b[p + 2] === 34) return rowStart;
+          if (b[p + 1] !== 34 || b[p + 2] === 34) { return rowStart; }
           quoted = 1;
           p += 2;
           c = b[p];
@@ -783,7 +783,7 @@ export class Engine {
             c = b[++p];
           }
           let nd = p - s0;
-          if (nd > 15) return rowStart;
+          if (nd > 15) { return rowStart; }
           let v1 = 0;
           let v2 = 0;
           let fr = 0;
@@ -803,12 +803,12 @@ export class Engine {
               c = b[++p];
             }
             const n2 = p - s2;
-            if (n2 > 12) return rowStart;
+            if (n2 > 12) { return rowStart; }
             v2 *= POW10[12 - n2];
             fr = n1 + n2;
             nd += fr;
           }
-          if (nd === 0) return rowStart;
+          if (nd === 0) { return rowStart; }
           tI[j] = neg === 0 ? vi : -vi;
           tF1[j] = neg === 0 ? v1 : -v1;
           tF2[j] = neg === 0 ? v2 : -v2;
@@ -816,7 +816,7 @@ export class Engine {
           j++;
           target = j < k ? idx[j] : -1;
           if (quoted !== 0) {
-            if (c !== 34 || b[p + 1] !== 34) return rowStart;
+            if (c !== 34 || b[p + 1] !== 34) { return rowStart; }
             p += 2;
             c = b[p];
           }
@@ -828,12 +828,12 @@ export class Engine {
           for (;;) {
             const y = w32[wi] ^ 0x22222222;
             m = ~(((y & HI) + HI) | y | HI) & low;
-            if (m !== 0) break;
+            if (m !== 0) { break; }
             wi++;
             low = -1;
           }
           p = (wi << 2) + ((31 - Math.clz32(m & -m)) >> 3);
-          if (b[p + 1] !== 34) return rowStart;
+          if (b[p + 1] !== 34) { return rowStart; }
           p += 2;
           c = b[p];
         } else {
@@ -846,7 +846,7 @@ export class Engine {
             const x = w ^ dPat;
             const y = w ^ 0x22222222;
             m = (~(((x & HI) + HI) | x | HI) | ~(((y & HI) + HI) | y | HI)) & low;
-            if (m !== 0) break;
+            if (m !== 0) { break; }
             wi++;
             low = -1;
           }
@@ -859,14 +859,14 @@ export class Engine {
           f++;
           continue;
         }
-        if (c !== 34) return rowStart;
+        if (c !== 34) { return rowStart; }
         c = b[p + 1];
-        if (c === 10) p += 2;
-        else if (c === 13 && b[p + 2] === 10) p += 3;
-        else return rowStart;
+        if (c === 10) { p += 2; }
+        else if (c === 13 && b[p + 2] === 10) { p += 3; }
+        else { return rowStart; }
         break;
       }
-      if (f !== lastField || j !== k || p > lim || p - rowStart > maxRec) return rowStart;
+      if (f !== lastField || j !== k || p > lim || p - rowStart > maxRec) { return rowStart; }
       this.addParts();
       continue rows;
     }
@@ -883,8 +883,8 @@ export class Engine {
       lI[j] = a;
       lF1[j] = a1;
       lF2[j] = a2;
-      if (a >= FLUSH || a <= -FLUSH || a1 >= FLUSH || a1 <= -FLUSH || a2 >= FLUSH || a2 <= -FLUSH) this.flushParts(j);
-      if (tf[j] > lFr[j]) lFr[j] = tf[j];
+      if (a >= FLUSH || a <= -FLUSH || a1 >= FLUSH || a1 <= -FLUSH || a2 >= FLUSH || a2 <= -FLUSH) { this.flushParts(j); }
+      if (tf[j] > lFr[j]) { lFr[j] = tf[j]; }
       cnt[j]++;
     }
     this.rows++;
@@ -900,7 +900,7 @@ export class Engine {
 
   /** Take back the first n summed fields of a row the fast path added, and send the row through the exact parser. */
   private reject(rowStart: number, lim: number, n: number): number {
-    for (let j = 0; j < n; j++) this.addNumber(j, -this.tv[j], this.tf[j]);
+    for (let j = 0; j < n; j++) { this.addNumber(j, -this.tv[j], this.tf[j]); }
     return this.slowRecord(rowStart, lim, false);
   }
 
@@ -918,25 +918,25 @@ export class Engine {
 
   /** Add v·10^-scale to column j; v is an exact integer below 2^52 in magnitude. */
   private addNumber(j: number, v: number, scale: number): void {
-    if (scale > this.sc[j]) this.rescale(j, scale);
+    if (scale > this.sc[j]) { this.rescale(j, scale); }
     const shift = this.sc[j] - scale;
     const m = shift <= 22 ? v * POW10[shift] : Infinity;
     if (m < FLUSH && m > -FLUSH) {
       const a = this.acc[j] + m;
       this.acc[j] = a;
-      if (a >= FLUSH || a <= -FLUSH) this.flush(j);
-    } else this.big[j] += BigInt(v) * 10n ** BigInt(shift);
+      if (a >= FLUSH || a <= -FLUSH) { this.flush(j); }
+    } else { this.big[j] += BigInt(v) * 10n ** BigInt(shift); }
   }
 
   private addBig(j: number, v: bigint, scale: number): void {
-    if (scale > this.sc[j]) this.rescale(j, scale);
+    if (scale > this.sc[j]) { this.rescale(j, scale); }
     this.big[j] += v * 10n ** BigInt(this.sc[j] - scale);
   }
 
   /** One record through the exact parser; returns the position after it, or -1 if it is not complete yet. */
   private slowRecord(p: number, end: number, eof: boolean): number {
     const r = this.parseRecord(this.buf, p, end, eof, this.scratch, false);
-    if (r < 0) return -1;
+    if (r < 0) { return -1; }
     if (r - p > this.cfg.maxRecordBytes) {
       const mib = Math.round((this.cfg.maxRecordBytes / 1048576) * 10) / 10;
       throw this.fail('LINE_TOO_LONG', undefined, `the record is longer than ${mib} MiB; is a quote left open?`);
@@ -948,7 +948,7 @@ export class Engine {
     if (this.nFields === 1 && this.nf > 1 && this.f0end > 0 && this.scratch.subarray(0, this.f0end).includes(this.delim)) {
       // A double-encoded row: the whole record was quoted once more; parse its content again.
       const n = this.f0end;
-      if (this.scratch2.length < n) this.scratch2 = Buffer.allocUnsafeSlow(Math.max(n, this.scratch.length));
+      if (this.scratch2.length < n) { this.scratch2 = Buffer.allocUnsafeSlow(Math.max(n, this.scratch.length)); }
       this.parseRecord(this.scratch, 0, n, true, this.scratch2, true);
       src = this.scratch2;
     }
@@ -960,7 +960,7 @@ export class Engine {
       throw this.fail('RAGGED_ROW', undefined, `the row has ${this.nFields} fields but the ${this.cfg.header ? 'header' : 'first row'} has ${this.nf}`);
     }
     for (let j = 0; j < this.k; j++) {
-      if (this.ce[j] > this.cs[j]) this.addCell(j, src, this.cs[j], this.ce[j]);
+      if (this.ce[j] > this.cs[j]) { this.addCell(j, src, this.cs[j], this.ce[j]); }
     }
     this.rows++;
     this.records++;
@@ -971,24 +971,24 @@ export class Engine {
   private addCell(j: number, b: Buffer, s0: number, e0: number): void {
     let s = s0;
     let e = e0;
-    while (s < e && (b[s] === 32 || b[s] === 9)) s++;
-    while (e > s && (b[e - 1] === 32 || b[e - 1] === 9)) e--;
-    if (s === e) return;
+    while (s < e && (b[s] === 32 || b[s] === 9)) { s++; }
+    while (e > s && (b[e - 1] === 32 || b[e - 1] === 9)) { e--; }
+    if (s === e) { return; }
     let p = s;
     let neg = false;
     if (b[p] === 45) {
       neg = true;
       p++;
-    } else if (b[p] === 43) p++;
+    } else if (b[p] === 43) { p++; }
     const is = p;
     let v = 0;
-    while (p < e && isDigit(b[p])) v = v * 10 + (b[p++] - 48);
+    while (p < e && isDigit(b[p])) { v = v * 10 + (b[p++] - 48); }
     const ie = p;
     let fs = p;
     let fe = p;
     if (p < e && b[p] === 46) {
       fs = ++p;
-      while (p < e && isDigit(b[p])) v = v * 10 + (b[p++] - 48);
+      while (p < e && isDigit(b[p])) { v = v * 10 + (b[p++] - 48); }
       fe = p;
     }
     let ok = ie > is || fe > fs;
@@ -996,14 +996,14 @@ export class Engine {
     if (ok && p < e && (b[p] | 32) === 101) {
       p++;
       let eneg = false;
-      if (p < e && (b[p] === 45 || b[p] === 43)) eneg = b[p++] === 45;
+      if (p < e && (b[p] === 45 || b[p] === 43)) { eneg = b[p++] === 45; }
       const es = p;
       while (p < e && isDigit(b[p])) {
-        if (exp < 1e9) exp = exp * 10 + (b[p] - 48);
+        if (exp < 1e9) { exp = exp * 10 + (b[p] - 48); }
         p++;
       }
-      if (p === es) ok = false;
-      if (eneg) exp = -exp;
+      if (p === es) { ok = false; }
+      if (eneg) { exp = -exp; }
     }
     if (!ok || p !== e) {
       const cell = b.subarray(s0, e0);
@@ -1029,7 +1029,7 @@ export class Engine {
     }
     const digits = b.toString('latin1', is, ie) + b.toString('latin1', fs, fe);
     let m = BigInt(digits) * 10n ** BigInt(shift);
-    if (neg) m = -m;
+    if (neg) { m = -m; }
     this.addBig(j, m, scale);
   }
 
@@ -1045,7 +1045,7 @@ export class Engine {
     const cs = this.cs;
     const ce = this.ce;
     const collect = this.collect;
-    for (let j = 0; j < this.k; j++) cs[j] = ce[j] = 0;
+    for (let j = 0; j < this.k; j++) { cs[j] = ce[j] = 0; }
     let o = 0;
     let field = 0;
     let allEmpty = true;
@@ -1056,7 +1056,7 @@ export class Engine {
         p++;
         for (;;) {
           if (p >= end) {
-            if (!eof) return -1;
+            if (!eof) { return -1; }
             throw this.fail('UNTERMINATED_QUOTE', undefined, 'a quoted field opens in this row and is never closed');
           }
           const c = src[p];
@@ -1070,7 +1070,7 @@ export class Engine {
               p++;
               break;
             }
-            if (!eof) return -1;
+            if (!eof) { return -1; }
             p++;
             break;
           }
@@ -1084,7 +1084,7 @@ export class Engine {
       let term = false;
       for (;;) {
         if (p >= end) {
-          if (!eof) return -1;
+          if (!eof) { return -1; }
           term = true;
           break;
         }
@@ -1102,8 +1102,8 @@ export class Engine {
         out[o++] = c;
         p++;
       }
-      if (term && !inner && o > us && out[o - 1] === 13) o--;
-      if (o > fs) allEmpty = false;
+      if (term && !inner && o > us && out[o - 1] === 13) { o--; }
+      if (o > fs) { allEmpty = false; }
       if (field < nf) {
         const j = slotOf[field];
         if (j >= 0) {
@@ -1111,10 +1111,10 @@ export class Engine {
           ce[j] = o;
         }
       }
-      if (field === 0) f0end = o;
-      if (collect) collect.push(Buffer.from(out.subarray(fs, o)));
+      if (field === 0) { f0end = o; }
+      if (collect) { collect.push(Buffer.from(out.subarray(fs, o))); }
       field++;
-      if (!more) break;
+      if (!more) { break; }
     }
     this.nFields = field;
     this.allEmpty = allEmpty;
@@ -1138,7 +1138,7 @@ export class Engine {
 export function mergePartials(layout: Layout, parts: PartialSums[]): { rows: number; columns: { name: string; index: number; sum: string; value: number; count: number }[] } {
   const columns = layout.indices.map((index, j) => {
     let scale = 0;
-    for (const p of parts) scale = Math.max(scale, p.scales[j]);
+    for (const p of parts) { scale = Math.max(scale, p.scales[j]); }
     let total = 0n;
     let count = 0;
     for (const p of parts) {

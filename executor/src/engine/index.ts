@@ -23,7 +23,7 @@ export function createSummer(options: EngineOptions, tuning: Pick<EngineConfig, 
   let result: JobResult | undefined;
   return {
     push(chunk: Buffer): void {
-      if (result) throw new Error('push() after finish()');
+      if (result) { throw new Error('push() after finish()'); }
       try {
         engine.push(chunk);
       } catch (err) {
@@ -31,7 +31,7 @@ export function createSummer(options: EngineOptions, tuning: Pick<EngineConfig, 
       }
     },
     finish(): JobResult {
-      if (result) return result;
+      if (result) { return result; }
       try {
         engine.end();
       } catch (err) {

@@ -55,7 +55,7 @@ function workerEntry(): { file: string; execArgv: string[]; env: NodeJS.ProcessE
 export async function sumFile(absPath: string, options: SumFileOptions): Promise<JobResult> {
   const cfg = engineConfig(options);
   const signal = options.signal;
-  if (signal?.aborted) throw cancelled(signal);
+  if (signal?.aborted) { throw cancelled(signal); }
   const bytesTotal = (await stat(absPath)).size;
   const bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER;
   const fh = await open(absPath, 'r');
@@ -66,7 +66,7 @@ export async function sumFile(absPath: string, options: SumFileOptions): Promise
     try {
       while (!head.done) {
         const n = await readAt(fh, head.space(), pos);
-        if (n === 0) break;
+        if (n === 0) { break; }
         pos += n;
         head.commit(n);
       }
@@ -84,7 +84,7 @@ export async function sumFile(absPath: string, options: SumFileOptions): Promise
       bytesRead += bytes;
       rowsBy.set(start, rows);
       let total = 0;
-      for (const r of rowsBy.values()) total += r;
+      for (const r of rowsBy.values()) { total += r; }
       options.onProgress?.({ bytesRead: Math.min(bytesRead, bytesTotal), bytesTotal, rows: total });
     };
 
@@ -103,7 +103,7 @@ export async function sumFile(absPath: string, options: SumFileOptions): Promise
       let found = bytesTotal;
       while (at < bytesTotal) {
         const n = await readAt(fh, probe, at);
-        if (n === 0) break;
+        if (n === 0) { break; }
         const lf = probe.subarray(0, n).indexOf(10);
         if (lf >= 0) {
           found = at + lf + 1;
@@ -111,7 +111,7 @@ export async function sumFile(absPath: string, options: SumFileOptions): Promise
         }
         at += n;
       }
-      if (found < bytesTotal && found > starts[starts.length - 1]) starts.push(found);
+      if (found < bytesTotal && found > starts[starts.length - 1]) { starts.push(found); }
     }
     const tasks: RangeTask[] = starts.map((start, i) => ({
       path: absPath,
@@ -132,7 +132,7 @@ export async function sumFile(absPath: string, options: SumFileOptions): Promise
         const row = outcome.row === undefined ? undefined : records + outcome.row;
         throw toAppError(new CsvError(outcome.code, row, outcome.column, outcome.reason));
       }
-      if (outcome.type !== 'done') throw new Error(`worker for range at ${start} failed`);
+      if (outcome.type !== 'done') { throw new Error(`worker for range at ${start} failed`); }
       parts.push(outcome.partial);
       records += outcome.partial.records;
       const next = results[i + 1];
@@ -171,10 +171,10 @@ async function sumRangeHere(
   let pending: Promise<number> | undefined = readAt(fh, bufs[0], pos);
   try {
     for (;;) {
-      const n = await (pending as Promise<number>);
+      const n = await (pending);
       pending = undefined;
-      if (signal?.aborted) throw cancelled(signal);
-      if (n === 0) break;
+      if (signal?.aborted) { throw cancelled(signal); }
+      if (n === 0) { break; }
       const got = bufs[turn];
       pos += n;
       turn ^= 1;
@@ -205,17 +205,17 @@ function runWorkers(
     let settled = false;
     let left = tasks.length;
     const stopAll = () => {
-      for (const w of workers) void w.terminate();
+      for (const w of workers) { void w.terminate(); }
     };
     const onAbort = () => {
-      if (settled) return;
+      if (settled) { return; }
       settled = true;
       stopAll();
       reject(cancelled(signal as AbortSignal));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (i: number, outcome: RangeMessage) => {
-      if (settled || results[i]) return;
+      if (settled || results[i]) { return; }
       results[i] = { start: tasks[i].start, outcome };
       left--;
       // An error in the first range is certain: the others need not finish.
@@ -231,24 +231,24 @@ function runWorkers(
       const worker = new Worker(entry.file, { workerData: { decisumRange: task }, execArgv: entry.execArgv, env: entry.env });
       workers.push(worker);
       worker.on('message', (m: RangeMessage) => {
-        if (m.type === 'progress') progress(task.start, m.bytesRead, m.rows);
+        if (m.type === 'progress') { progress(task.start, m.bytesRead, m.rows); }
         else if (m.type === 'crash') {
-          if (settled) return;
+          if (settled) { return; }
           settled = true;
           stopAll();
           const err = new Error(m.message) as NodeJS.ErrnoException;
-          if (m.code) err.code = m.code;
+          if (m.code) { err.code = m.code; }
           reject(err);
-        } else finish(i, m);
+        } else { finish(i, m); }
       });
       worker.on('error', (err) => {
-        if (settled) return;
+        if (settled) { return; }
         settled = true;
         stopAll();
         reject(err);
       });
       worker.on('exit', () => {
-        if (!settled && !results[i]) finish(i, { type: 'crash', message: 'worker exited early' });
+        if (!settled && !results[i]) { finish(i, { type: 'crash', message: 'worker exited early' }); }
       });
     });
   });

@@ -17,7 +17,7 @@ export function readAtSync(fd: number, buf: Buffer, position: number): number {
     try {
       return readSync(fd, buf, 0, buf.length, position);
     } catch (err) {
-      if (!transient(err) || attempt >= READ_ATTEMPTS) throw err;
+      if (!transient(err) || attempt >= READ_ATTEMPTS) { throw err; }
       Atomics.wait(sleeper, 0, 0, 20 * 2 ** attempt);
     }
   }
@@ -28,7 +28,7 @@ export async function readAt(fh: FileHandle, buf: Buffer, position: number): Pro
     try {
       return (await fh.read(buf, 0, buf.length, position)).bytesRead;
     } catch (err) {
-      if (!transient(err) || attempt >= READ_ATTEMPTS) throw err;
+      if (!transient(err) || attempt >= READ_ATTEMPTS) { throw err; }
       await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
     }
   }

@@ -64,13 +64,13 @@ export class SimdRows {
   buffer(size: number, slack: number): Buffer {
     const memory = this.x.memory;
     const need = this.bufAt + size + slack;
-    if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+    if (memory.buffer.byteLength < need) { memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE)); }
     return Buffer.from(memory.buffer, this.bufAt, size);
   }
 
   /** Fix the layout; false when there are too many summed columns for the fast path. */
   setup(delimiter: number, fieldCount: number, indices: Int32Array): boolean {
-    if (indices.length > (this.x.MAX_COLUMNS.value as number)) return false;
+    if (indices.length > (this.x.MAX_COLUMNS.value as number)) { return false; }
     this.k = indices.length;
     this.x.setup(delimiter, fieldCount, this.k);
     this.views().i32.set(indices, (this.x.IDX.value as number) >> 2);

@@ -43,7 +43,7 @@ export function sumRange(task: RangeTask, post: (m: RangeMessage) => void): void
     let reported = 0;
     while (!engine.done) {
       const n = readAtSync(fd, engine.space(), pos);
-      if (n === 0) break;
+      if (n === 0) { break; }
       pos += n;
       engine.commit(n);
       if (pos - task.start - reported >= PROGRESS_BYTES) {
@@ -66,7 +66,8 @@ export function sumRange(task: RangeTask, post: (m: RangeMessage) => void): void
   }
 }
 
-if (parentPort && workerData?.decisumRange) {
+const task = (workerData as { decisumRange?: RangeTask } | null)?.decisumRange;
+if (parentPort && task) {
   const port = parentPort;
-  sumRange(workerData.decisumRange as RangeTask, (m) => port.postMessage(m));
+  sumRange(task, (m) => port.postMessage(m));
 }

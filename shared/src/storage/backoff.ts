@@ -32,7 +32,7 @@ export async function pauseBeforeRetry(
   policy: ReadPolicy,
   { signal, onRetry }: ReadOptions,
 ): Promise<void> {
-  if (attempt > policy.retries) throw storageUnavailable(where, attempt, error);
+  if (attempt > policy.retries) { throw storageUnavailable(where, attempt, error); }
   const delayMs = backoffDelay(attempt, policy);
   onRetry?.({ attempt, offset, delayMs, error });
   await sleep(delayMs, signal);

@@ -65,7 +65,7 @@ export class LocalStorage implements Storage {
     const st = await fs.promises.stat(real).catch((err: unknown) => {
       throw this.mapError(err, rel);
     });
-    if (st.isDirectory()) throw isDirectory(rel);
+    if (st.isDirectory()) { throw isDirectory(rel); }
     return { size: st.size, modified: st.mtime };
   }
 
@@ -80,20 +80,20 @@ export class LocalStorage implements Storage {
     // Opens (or reopens after a fault) and checks the file is still the one we started on.
     const open = async (expected?: fs.Stats): Promise<{ handle: FileHandle; st: fs.Stats }> => {
       for (;;) {
-        if (signal?.aborted) throw cancelled(signal);
+        if (signal?.aborted) { throw cancelled(signal); }
         let handle: FileHandle | undefined;
         try {
           handle = await this.fs.open(real, 'r');
           const st = await handle.stat();
-          if (st.isDirectory()) throw isDirectory(rel);
+          if (st.isDirectory()) { throw isDirectory(rel); }
           if (expected && !sameVersion(expected, st)) {
             throw fileChanged(rel, `size or modification time differs: ${expected.size} → ${st.size} bytes`);
           }
           return { handle, st };
         } catch (err) {
           await handle?.close().catch(() => undefined);
-          if (err instanceof AppError) throw err;
-          if (!TRANSIENT.has(errno(err) ?? '')) throw this.mapError(err, rel);
+          if (err instanceof AppError) { throw err; }
+          if (!TRANSIENT.has(errno(err) ?? '')) { throw this.mapError(err, rel); }
           await pauseBeforeRetry(rel, ++attempt, offset, err, policy, options);
         }
       }
@@ -111,14 +111,14 @@ export class LocalStorage implements Storage {
       let turn = 0;
       try {
         for (;;) {
-          if (signal?.aborted) throw cancelled(signal);
-          if (!current) current = (await open(first.st)).handle;
-          const buf = buffers[turn]!;
+          if (signal?.aborted) { throw cancelled(signal); }
+          if (!current) { current = (await open(first.st)).handle; }
+          const buf = buffers[turn];
           let bytesRead: number;
           try {
             ({ bytesRead } = await withIdleTimeout(current.read(buf, 0, buf.length, offset), policy.idleTimeoutMs));
           } catch (err) {
-            if (!(err instanceof IdleTimeoutError) && !TRANSIENT.has(errno(err) ?? '')) throw mapError(err, rel);
+            if (!(err instanceof IdleTimeoutError) && !TRANSIENT.has(errno(err) ?? '')) { throw mapError(err, rel); }
             const stale = current;
             current = undefined;
             if (err instanceof IdleTimeoutError) {
@@ -173,7 +173,7 @@ export class LocalStorage implements Storage {
     });
     try {
       const st = await handle.stat();
-      if (st.isDirectory()) throw isDirectory(rel);
+      if (st.isDirectory()) { throw isDirectory(rel); }
       const body = handle.createReadStream({ signal, highWaterMark: CHUNK });
       return { info: { size: st.size, modified: st.mtime }, body };
     } catch (err) {
@@ -190,7 +190,7 @@ export class LocalStorage implements Storage {
     const dir = await this.ensureDir(path.posix.dirname(rel));
     const target = path.join(dir, path.posix.basename(rel));
     const existing = await fs.promises.lstat(target).catch(() => undefined);
-    if (existing?.isDirectory()) throw isDirectory(rel);
+    if (existing?.isDirectory()) { throw isDirectory(rel); }
     // Written beside the target and renamed into place, so a half upload is never visible.
     const temp = path.join(dir, `${TEMP_MARK}${randomUUID()}`);
     try {
@@ -211,7 +211,7 @@ export class LocalStorage implements Storage {
       await fs.promises.rename(temp, target);
     } catch (err) {
       await fs.promises.unlink(temp).catch(() => undefined);
-      if (options.signal?.aborted) throw cancelled(options.signal);
+      if (options.signal?.aborted) { throw cancelled(options.signal); }
       throw err instanceof AppError ? err : this.mapError(err, rel);
     }
     const st = await fs.promises.stat(target);
@@ -232,7 +232,7 @@ export class LocalStorage implements Storage {
         throw this.mapError(err, logical || '/');
       });
       for (const d of dirents) {
-        if (d.name.startsWith(TEMP_MARK)) continue;
+        if (d.name.startsWith(TEMP_MARK)) { continue; }
         const logicalChild = logical ? `${logical}/${d.name}` : d.name;
         const child = path.join(realDir, d.name);
         if (d.isDirectory()) {
@@ -240,9 +240,9 @@ export class LocalStorage implements Storage {
         } else if (d.isFile() || d.isSymbolicLink()) {
           // Symlinks are listed only when they land on a file inside DATA_DIR; linked folders are skipped (no loops).
           const real = d.isSymbolicLink() ? await fs.promises.realpath(child).catch(() => undefined) : child;
-          if (real === undefined || !inside(root, real)) continue;
+          if (real === undefined || !inside(root, real)) { continue; }
           const s = await fs.promises.stat(real).catch(() => undefined);
-          if (s?.isFile()) entries.push({ path: logicalChild, size: s.size, modified: s.mtime });
+          if (s?.isFile()) { entries.push({ path: logicalChild, size: s.size, modified: s.mtime }); }
         }
       }
     };
@@ -259,7 +259,7 @@ export class LocalStorage implements Storage {
     const st = await fs.promises.stat(real).catch((err: unknown) => {
       throw this.mapError(err, rel);
     });
-    if (st.isDirectory()) throw isDirectory(rel);
+    if (st.isDirectory()) { throw isDirectory(rel); }
     return real;
   }
 
@@ -285,7 +285,7 @@ export class LocalStorage implements Storage {
     } catch (err) {
       throw this.mapError(err, rel || '/');
     }
-    if (!inside(root, real)) throw outsideDataDir(rel);
+    if (!inside(root, real)) { throw outsideDataDir(rel); }
     return real;
   }
 
@@ -299,13 +299,13 @@ export class LocalStorage implements Storage {
       try {
         current = await fs.promises.realpath(next);
       } catch (err) {
-        if (errno(err) !== 'ENOENT') throw this.mapError(err, rel);
+        if (errno(err) !== 'ENOENT') { throw this.mapError(err, rel); }
         await fs.promises.mkdir(next).catch((e: unknown) => {
-          if (errno(e) !== 'EEXIST') throw this.mapError(e, rel);
+          if (errno(e) !== 'EEXIST') { throw this.mapError(e, rel); }
         });
         current = await fs.promises.realpath(next);
       }
-      if (!inside(root, current)) throw outsideDataDir(rel);
+      if (!inside(root, current)) { throw outsideDataDir(rel); }
       const st = await fs.promises.stat(current);
       if (!st.isDirectory()) {
         throw new AppError('VALIDATION', `${rel}: ${part} is a file, not a folder`, { status: 400 });
@@ -315,7 +315,7 @@ export class LocalStorage implements Storage {
   }
 
   private mapError(err: unknown, rel: string): AppError {
-    if (err instanceof AppError) return err;
+    if (err instanceof AppError) { return err; }
     const where = rel || '/';
     switch (errno(err)) {
       case 'ENOENT':
@@ -336,7 +336,7 @@ export class LocalStorage implements Storage {
 }
 
 function localPath(loc: Location): string {
-  if (loc.kind !== 'local') throw new AppError('INTERNAL', `LocalStorage cannot handle ${loc.kind} locations`);
+  if (loc.kind !== 'local') { throw new AppError('INTERNAL', `LocalStorage cannot handle ${loc.kind} locations`); }
   return loc.path;
 }
 

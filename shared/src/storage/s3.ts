@@ -88,7 +88,7 @@ export class S3Storage implements Storage {
     // GetObject from offset; every response after the first must be the same object version.
     const request = async (): Promise<Readable> => {
       for (;;) {
-        if (signal?.aborted) throw cancelled(signal);
+        if (signal?.aborted) { throw cancelled(signal); }
         const resumed = etag !== undefined;
         try {
           const out = await client.send(
@@ -123,10 +123,10 @@ export class S3Storage implements Storage {
           }
           return stream;
         } catch (err) {
-          if (err instanceof AppError) throw err;
-          if (signal?.aborted) throw cancelled(signal);
+          if (err instanceof AppError) { throw err; }
+          if (signal?.aborted) { throw cancelled(signal); }
           const permanent = mapS3Error(err, k.where, resumed);
-          if (permanent) throw permanent;
+          if (permanent) { throw permanent; }
           await backoff(err);
         }
       }
@@ -144,28 +144,28 @@ export class S3Storage implements Storage {
       try {
         for (;;) {
           if (!body) {
-            if (offset >= size) return;
+            if (offset >= size) { return; }
             body = await request();
           }
           const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
           try {
             for (;;) {
               const next = await withIdleTimeout(it.next(), policy.idleTimeoutMs);
-              if (next.done) break;
+              if (next.done) { break; }
               offset += next.value.length;
               attempt = 0;
               yield next.value;
             }
           } catch (err) {
-            if (signal?.aborted) throw cancelled(signal);
+            if (signal?.aborted) { throw cancelled(signal); }
             body.destroy();
             body = undefined;
             await backoff(err);
             continue;
           }
           body = undefined;
-          if (offset === size) return;
-          if (offset > size) throw fileChanged(k.where, `read ${offset} bytes of ${size}`);
+          if (offset === size) { return; }
+          if (offset > size) { throw fileChanged(k.where, `read ${offset} bytes of ${size}`); }
           // Premature end: the server closed cleanly before Content-Length.
           await backoff(new Error(`the response ended at byte ${offset} of ${size}`));
         }
@@ -215,7 +215,7 @@ export class S3Storage implements Storage {
     try {
       await upload.done();
     } catch (err) {
-      if (options.signal?.aborted) throw cancelled(options.signal);
+      if (options.signal?.aborted) { throw cancelled(options.signal); }
       throw mapS3Error(err, k.where, false) ?? storageUnavailable(k.where, 1, err);
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
@@ -237,7 +237,7 @@ export class S3Storage implements Storage {
         throw mapS3Error(err, `s3://${k.bucket}`, false) ?? storageUnavailable(k.where, 1, err);
       }
       for (const o of page.Contents ?? []) {
-        if (o.Key === undefined) continue;
+        if (o.Key === undefined) { continue; }
         entries.push({ path: o.Key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -247,7 +247,7 @@ export class S3Storage implements Storage {
 }
 
 function objectKey(loc: Location, prefix = false): Key {
-  if (loc.kind !== 's3') throw new AppError('INTERNAL', `S3Storage cannot handle ${loc.kind} locations`);
+  if (loc.kind !== 's3') { throw new AppError('INTERNAL', `S3Storage cannot handle ${loc.kind} locations`); }
   if (!prefix && loc.key === '') {
     throw new AppError('VALIDATION', `s3://${loc.bucket}/ needs a key`, { status: 400 });
   }
@@ -263,18 +263,18 @@ export function contentTypeOf(name: string): string {
  * (5xx, throttling, timeouts, dropped connections).
  */
 export function mapS3Error(err: unknown, where: string, resumed: boolean): AppError | undefined {
-  if (err instanceof AppError) return err;
+  if (err instanceof AppError) { return err; }
   const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
   const name = e?.Code ?? e?.name ?? '';
   const status = e?.$metadata?.httpStatusCode;
   if (name === 'NoSuchBucket') {
     return new AppError('FILE_NOT_FOUND', `${where}: the bucket does not exist`, { status: 404, permanent: true, cause: err });
   }
-  if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return fileNotFound(where, err);
+  if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) { return fileNotFound(where, err); }
   if (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AllAccessDisabled', 'Forbidden'].includes(name) || status === 403) {
     return accessDenied(where, err);
   }
-  if (name === 'PreconditionFailed' || status === 412) return fileChanged(where, 'the ETag no longer matches', err);
+  if (name === 'PreconditionFailed' || status === 412) { return fileChanged(where, 'the ETag no longer matches', err); }
   if (name === 'InvalidRange' || status === 416) {
     return resumed
       ? fileChanged(where, 'the object is shorter than the bytes already read', err)

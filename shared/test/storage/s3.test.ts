@@ -38,7 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.destroy();
+  for (const c of clients) { c.destroy(); }
   await proxy.close();
   await s3.close();
 });
@@ -78,7 +78,7 @@ test('an object replaced mid-read fails with FILE_CHANGED instead of mixing vers
 
   const err = await failure(
     (async () => {
-      for (let r = await it.next(); !r.done; r = await it.next());
+      for (let r = await it.next(); !r.done; r = await it.next()){; }
     })(),
   );
 
@@ -101,7 +101,7 @@ test('a stalled transfer is cut by the idle timeout and resumed where it stopped
 
   expect(got).toEqual({ bytes: data.length, sha256: sha256(data) });
   expect(retries).toHaveLength(1);
-  expect(retries[0]!.offset).toBeGreaterThan(2 * MB - 1024);
+  expect(retries[0].offset).toBeGreaterThan(2 * MB - 1024);
   expect(proxy.stats.connections).toBe(2);
 });
 
@@ -209,6 +209,6 @@ test('upload (multipart), stat, list and download round-trip', async () => {
 
   const { body } = await storage.download({ kind: 's3', bucket, key: 'in/a.csv' });
   const parts: Buffer[] = [];
-  for await (const c of body) parts.push(c as Buffer);
+  for await (const c of body) { parts.push(c as Buffer); }
   expect(sha256(Buffer.concat(parts))).toBe(sha256(data));
 });

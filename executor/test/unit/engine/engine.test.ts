@@ -1,15 +1,13 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { AppError, type JobResult } from '@decisum/shared';
-import { createSummer, type EngineOptions } from '../../src/engine';
-
-const SAMPLE = path.join(__dirname, '../../../test/fixtures/sample.csv');
+import { createSummer, type EngineOptions } from '../../../src/engine';
+import { SAMPLE } from '../../../../test/support/sample';
 
 function sum(input: string | Buffer, options: Partial<EngineOptions> = {}, chunk = 0): JobResult {
   const data = typeof input === 'string' ? Buffer.from(input) : input;
   const s = createSummer({ step: 10, offset: 0, ...options });
   const size = chunk > 0 ? chunk : Math.max(1, data.length);
-  for (let i = 0; i < data.length; i += size) s.push(data.subarray(i, i + size));
+  for (let i = 0; i < data.length; i += size) { s.push(data.subarray(i, i + size)); }
   return s.finish();
 }
 
@@ -251,7 +249,7 @@ describe('errors', () => {
   });
 
   it('EMPTY_FILE when there is no header', () => {
-    for (const text of ['', '\n\n', '\uFEFF', '\r\n']) expect(failure(text)).toMatchObject({ code: 'EMPTY_FILE' });
+    for (const text of ['', '\n\n', '\uFEFF', '\r\n']) { expect(failure(text)).toMatchObject({ code: 'EMPTY_FILE' }); }
     expect(failure('', { header: false })).toMatchObject({ code: 'EMPTY_FILE' });
   });
 

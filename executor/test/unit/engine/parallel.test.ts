@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AppError } from '@decisum/shared';
-import { createSummer, sumFile, type EngineOptions } from '../../src/engine';
+import { createSummer, sumFile, type EngineOptions } from '../../../src/engine';
+import { SAMPLE } from '../../../../test/support/sample';
 
-const SAMPLE = path.join(__dirname, '../../../test/fixtures/sample.csv');
 let dir: string;
 
 beforeAll(() => {
@@ -27,7 +27,7 @@ function inMemory(text: string | Buffer, options: EngineOptions) {
 /** Rows of numbers whose sums are easy to know. */
 function numbers(rows: number, from = 0): string {
   let out = '';
-  for (let i = from; i < from + rows; i++) out += `${i},x${i},${(i % 7) - 3}.25\n`;
+  for (let i = from; i < from + rows; i++) { out += `${i},x${i},${(i % 7) - 3}.25\n`; }
   return out;
 }
 

@@ -1,5 +1,5 @@
-import { createSummer } from '../../src/engine';
-import { SimdRows, compileFastPath } from '../../src/engine/simd';
+import { createSummer } from '../../../src/engine';
+import { SimdRows, compileFastPath } from '../../../src/engine/simd';
 
 /*
  * The WebAssembly fast path on its own: which rows it takes, where it stops, and the sums it
@@ -44,7 +44,7 @@ describe('SimdRows', () => {
     expect(simd.rows(0, text.length, Infinity, 1 << 20)).toBe(text.length);
     expect(simd.taken).toBe(50);
     let want = 0n;
-    for (let i = 0; i < 50; i++) want += BigInt(i * 100);
+    for (let i = 0; i < 50; i++) { want += BigInt(i * 100); }
     expect(sums(simd, 10)).toEqual(indices.map((c) => want + 50n * BigInt(c)));
   });
 
@@ -117,7 +117,8 @@ describe('the engine with the WebAssembly fast path', () => {
   it('sums rows it does not take, one among many and many together, exactly once', () => {
     // 20 plain, 1 with a space, 20 plain, 12 with a plus sign, 20 plain: the lone row goes to the
     // TypeScript fast path by itself, the run of them with the rest of the chunk.
-    const kinds = [...Array(20).fill(''), ' ', ...Array(20).fill(''), ...Array(12).fill('+'), ...Array(20).fill('')] as string[];
+    const run_ = (n: number, k: string): string[] => Array.from({ length: n }, () => k);
+    const kinds = [...run_(20, ''), ' ', ...run_(20, ''), ...run_(12, '+'), ...run_(20, '')];
     const data = Buffer.from(`a,b\n${kinds.map((k, i) => `x,${k}${i}.5`).join('\n')}\n`);
     const run = (simd: boolean) => {
       const s = createSummer({ step: 1, offset: 1 }, { simd });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { createExecutorMetrics, serveMetrics } from '../src/metrics';
-import { sample } from '../../test/support/prometheus';
+import { createExecutorMetrics, serveMetrics } from '../../src/metrics';
+import { sample } from '../../../test/support/prometheus';
 
 describe('executor metrics', () => {
   it('counts outcomes by code, observes duration and bytes, and counts retries and dead letters', async () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { AppError } from '@decisum/shared';
-import { createSummer, type EngineOptions } from '../../src/engine';
+import { createSummer, type EngineOptions } from '../../../src/engine';
 
 /*
  * Random tables written as CSV in every way the engine must read (quoting, delimiters,
@@ -18,13 +18,13 @@ function parseRecords(text: string, d: string, inner: boolean): string[][] {
   let fields: string[] = [];
   let p = 0;
   const n = text.length;
-  if (n === 0) return records;
+  if (n === 0) { return records; }
   for (;;) {
     let field = '';
     if (text[p] === '"') {
       p++;
       for (;;) {
-        if (p >= n) throw Object.assign(new Error('unterminated'), { code: 'UNTERMINATED_QUOTE', record: records.length });
+        if (p >= n) { throw Object.assign(new Error('unterminated'), { code: 'UNTERMINATED_QUOTE', record: records.length }); }
         if (text[p] === '"') {
           if (text[p + 1] === '"') {
             field += '"';
@@ -38,9 +38,9 @@ function parseRecords(text: string, d: string, inner: boolean): string[][] {
       }
     }
     let unquoted = '';
-    while (p < n && text[p] !== d && (inner || text[p] !== '\n')) unquoted += text[p++];
+    while (p < n && text[p] !== d && (inner || text[p] !== '\n')) { unquoted += text[p++]; }
     const atEnd = p >= n || text[p] === '\n';
-    if (atEnd && !inner && unquoted.endsWith('\r')) unquoted = unquoted.slice(0, -1);
+    if (atEnd && !inner && unquoted.endsWith('\r')) { unquoted = unquoted.slice(0, -1); }
     fields.push(field + unquoted);
     if (p < n && text[p] === d) {
       p++;
@@ -48,17 +48,17 @@ function parseRecords(text: string, d: string, inner: boolean): string[][] {
     }
     records.push(fields);
     fields = [];
-    if (p >= n) return records;
+    if (p >= n) { return records; }
     p++; // the line feed
-    if (p >= n) return records;
+    if (p >= n) { return records; }
   }
 }
 
 function parseNumber(cell: string): { v: bigint; scale: number } | null | 'bad' {
   const t = cell.replace(/^[ \t]+|[ \t]+$/g, '');
-  if (t === '') return null;
+  if (t === '') { return null; }
   const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(t);
-  if (!m || (m[2] === '' && (m[3] ?? '') === '')) return 'bad';
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) { return 'bad'; }
   const frac = m[3] ?? '';
   const exp = Number(m[4] ?? '0');
   let v = BigInt(m[2] + frac || '0');
@@ -90,22 +90,22 @@ function reference(text: string, o: { step: number; offset: number; delimiter: D
   const d = o.delimiter;
   const unwrap = (f: string[], nf: number) => (f.length === 1 && nf > 1 && f[0].includes(d) ? parseRecords(f[0], d, true)[0] ?? [''] : f);
   let first = records[0];
-  if (first.length === 1 && first[0].includes(d)) first = parseRecords(first[0], d, true)[0];
+  if (first.length === 1 && first[0].includes(d)) { first = parseRecords(first[0], d, true)[0]; }
   const nf = first.length;
   const dataStart = o.header && nf > 1 && first[0] === '' ? 1 : 0;
   const idx: number[] = [];
-  for (let i = dataStart + o.offset; i < nf; i += o.step) idx.push(i);
+  for (let i = dataStart + o.offset; i < nf; i += o.step) { idx.push(i); }
   const names = idx.map((i) => (o.header && first[i].trim() !== '' ? first[i].trim() : `col${i}`));
   const sums = idx.map(() => ({ v: 0n, scale: 0, count: 0 }));
   let rows = 0;
   for (let r = o.header ? 1 : 0; r < records.length; r++) {
     const fields = unwrap(records[r], nf);
-    if (fields.every((f) => f === '')) continue;
-    if (fields.length !== nf) return { code: 'RAGGED_ROW', row: r + 1 };
+    if (fields.every((f) => f === '')) { continue; }
+    if (fields.length !== nf) { return { code: 'RAGGED_ROW', row: r + 1 }; }
     for (let j = 0; j < idx.length; j++) {
       const n = parseNumber(fields[idx[j]]);
-      if (n === 'bad') return { code: 'NON_NUMERIC', row: r + 1, column: names[j] };
-      if (n === null) continue;
+      if (n === 'bad') { return { code: 'NON_NUMERIC', row: r + 1, column: names[j] }; }
+      if (n === null) { continue; }
       const s = sums[j];
       if (n.scale > s.scale) {
         s.v *= 10n ** BigInt(n.scale - s.scale);
@@ -134,9 +134,9 @@ function engine(data: Buffer, options: EngineOptions, chunks: number[], tuning: 
     const result = s.finish();
     return { rows: result.rows, sums: result.columns.map((c) => c.sum), counts: result.columns.map((c) => c.count) };
   } catch (err) {
-    if (!(err instanceof AppError)) throw err;
+    if (!(err instanceof AppError)) { throw err; }
     const out: Outcome = { code: err.code, row: err.row ?? -1 };
-    if (err.column !== undefined) out.column = err.column;
+    if (err.column !== undefined) { out.column = err.column; }
     return out;
   }
 }
@@ -146,7 +146,7 @@ function engine(data: Buffer, options: EngineOptions, chunks: number[], tuning: 
 const numberCell = fc.oneof(
   fc.integer({ min: -1000, max: 1000 }).map(String),
   fc.tuple(fc.integer({ min: -99999, max: 99999 }), fc.integer({ min: 0, max: 6 })).map(([v, s]) => {
-    if (s === 0) return String(v);
+    if (s === 0) { return String(v); }
     const a = Math.abs(v).toString().padStart(s + 1, '0');
     return `${v < 0 ? '-' : ''}${a.slice(0, -s)}.${a.slice(-s)}`;
   }),
@@ -211,17 +211,17 @@ const table: fc.Arbitrary<Table> = fc
     for (let r = 0; r < g.rowCount; r++) {
       const s = g.seedRows[r];
       let cells: string[] = [];
-      if (g.indexCol) cells.push(`i${r}`);
-      for (let c = 0; c < g.cols; c++) cells.push(summed(c) ? (g.numeric[c] ? s.num[c] : s.text[c]) : g.numeric[c] ? s.text[c] : s.num[c]);
-      if (s.blank === 0) cells = cells.map(() => '');
+      if (g.indexCol) { cells.push(`i${r}`); }
+      for (let c = 0; c < g.cols; c++) { cells.push(summed(c) ? (g.numeric[c] ? s.num[c] : s.text[c]) : g.numeric[c] ? s.text[c] : s.num[c]); }
+      if (s.blank === 0) { cells = cells.map(() => ''); }
       // Rare faults: a bad number anywhere, a missing or extra field.
-      if (s.fault === 1) cells[s.faultCol % width] = s.bad;
-      if (s.fault === 2 && cells.length > 1) cells.pop();
-      if (s.fault === 3) cells.push('1');
+      if (s.fault === 1) { cells[s.faultCol % width] = s.bad; }
+      if (s.fault === 2 && cells.length > 1) { cells.pop(); }
+      if (s.fault === 3) { cells.push('1'); }
       rows.push({ cells, doubled: s.doubled && width > 1 && s.fault < 2 && s.blank !== 0, quoteAll: s.quoteAll });
     }
     // Without a header the first row fixes the field count; keep it well formed and non-empty.
-    if (!g.header && rows.length > 0) rows[0] = { cells: Array.from({ length: width }, (_, i) => String(i)), doubled: false, quoteAll: false };
+    if (!g.header && rows.length > 0) { rows[0] = { cells: Array.from({ length: width }, (_, i) => String(i)), doubled: false, quoteAll: false }; }
     return { ...g, rows };
   });
 
@@ -242,15 +242,12 @@ function write(t: Table): { text: string; options: EngineOptions & { delimiter: 
     lines.push(row.doubled ? quote(line, d, true) : line);
   }
   let text = lines.join(eol);
-  if (lines.length > 0 && t.lastNewline) text += eol;
-  if (t.bom) text = `\uFEFF${text}`;
+  if (lines.length > 0 && t.lastNewline) { text += eol; }
+  if (t.bom) { text = `\uFEFF${text}`; }
   const delimiterGiven = t.passDelimiter || !t.header || t.cols + (t.indexCol ? 1 : 0) < 2;
   return {
     text,
-    options: { step: t.step, offset: t.offset, header: t.header, delimiter: d, ...(delimiterGiven ? {} : { delimiter: undefined }) } as EngineOptions & {
-      delimiter: Delim;
-      header: boolean;
-    },
+    options: { step: t.step, offset: t.offset, header: t.header, delimiter: d, ...(delimiterGiven ? {} : { delimiter: undefined }) },
   };
 }
 
@@ -268,10 +265,10 @@ describe.each([
     fc.assert(
       fc.property(table, chunking, (t, chunks) => {
         const { text, options } = write(t);
-        if (t.rows.length === 0 && !t.header) return; // nothing at all: EMPTY_FILE, tested by hand
+        if (t.rows.length === 0 && !t.header) { return; } // nothing at all: EMPTY_FILE, tested by hand
         const want = reference(text, { ...options, delimiter: t.delimiter });
         const engineOptions: EngineOptions = { step: options.step, offset: options.offset, header: options.header };
-        if (options.delimiter !== undefined) engineOptions.delimiter = options.delimiter;
+        if (options.delimiter !== undefined) { engineOptions.delimiter = options.delimiter; }
         expect(engine(Buffer.from(text), engineOptions, chunks, { simd })).toEqual(want);
       }),
       { numRuns: 1500 },
@@ -309,8 +306,8 @@ describe.each([
           const lines = [Array.from({ length: cols }, (_, i) => `c${i}`).join(',')];
           for (const r of rows) {
             let cells = r.cells.slice(0, cols);
-            if (r.fault === 1) cells = cells.slice(1);
-            if (r.fault === 2) cells.push('1');
+            if (r.fault === 1) { cells = cells.slice(1); }
+            if (r.fault === 2) { cells.push('1'); }
             const inner = cells.map((c) => (r.innerQuotes ? `"${c}"` : c)).join(',');
             lines.push(r.doubled ? `"${inner.replace(/"/g, '""')}"` : inner);
           }

@@ -3,9 +3,9 @@ import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { LocalStorage, type LocalFs, type ReadPolicy, type RetryInfo } from '../../src/storage';
-import { digest, makeCsv, sha256 } from '../../../test/support/data';
-import { failure } from '../../../test/support/failure';
+import { LocalStorage, type LocalFs, type ReadPolicy, type RetryInfo } from '../../../src/storage';
+import { digest, makeCsv, sha256 } from '../../../../test/support/data';
+import { failure } from '../../../../test/support/failure';
 
 const policy: ReadPolicy = { retries: 3, idleTimeoutMs: 1_000, backoffMs: 5, maxBackoffMs: 20 };
 
@@ -28,7 +28,7 @@ function errnoError(code: string): NodeJS.ErrnoException {
 }
 
 /** fs whose file handles fail or hang on the reads numbered in `faults` (1-based, across handles). */
-function faultyFs(faults: Record<number, string | 'hang'>): LocalFs & { reads: number; opens: number } {
+function faultyFs(faults: Record<number, string>): LocalFs & { reads: number; opens: number } {
   const state = { reads: 0, opens: 0 };
   return Object.assign(state, {
     realpath: (p: string) => fs.promises.realpath(p),
@@ -41,8 +41,8 @@ function faultyFs(faults: Record<number, string | 'hang'>): LocalFs & { reads: n
             return (...args: Parameters<FileHandle['read']>) => {
               state.reads += 1;
               const fault = faults[state.reads];
-              if (fault === 'hang') return new Promise(() => undefined);
-              if (fault) return Promise.reject(errnoError(fault));
+              if (fault === 'hang') { return new Promise(() => undefined); }
+              if (fault) { return Promise.reject(errnoError(fault)); }
               return (target.read as (...a: unknown[]) => unknown)(...args);
             };
           }
@@ -104,7 +104,7 @@ test('a read that hangs is cut by the idle timeout and resumed', async () => {
 
   expect(await digest(handle.chunks)).toEqual({ bytes: data.length, sha256: sha256(data) });
   expect(retries).toHaveLength(1);
-  expect((retries[0]!.error as Error).name).toBe('IdleTimeoutError');
+  expect((retries[0].error as Error).name).toBe('IdleTimeoutError');
 });
 
 test('errors that keep coming exhaust the retries: STORAGE_UNAVAILABLE, transient', async () => {
@@ -175,7 +175,7 @@ test('a file that changes while it is read fails with FILE_CHANGED', async () =>
 
   const err = await failure(
     (async () => {
-      for (let r = await it.next(); !r.done; r = await it.next());
+      for (let r = await it.next(); !r.done; r = await it.next()){; }
     })(),
   );
 
