@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import type { Redis } from 'ioredis';
@@ -18,7 +18,8 @@ import { waitFor } from './wait';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = { api: path.join(ROOT, 'api', 'dist', 'main.js'), executor: path.join(ROOT, 'executor', 'dist', 'main.js') };
-const LOCK = path.join(os.tmpdir(), 'decisum-test-build.lock');
+// One lock per checkout: two checkouts on one machine build their own trees side by side.
+const LOCK = path.join(os.tmpdir(), `decisum-test-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
 
 let built: Promise<void> | undefined;
 
