@@ -8,7 +8,10 @@ const UNIT = '/test/unit/';
 const common = {
   testEnvironment: 'node',
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  moduleNameMapper: { '^@decisum/shared$': '<rootDir>/shared/src/index.ts' },
+  moduleNameMapper: {
+    '^@decisum/shared$': '<rootDir>/shared/src/index.ts',
+    '^@decisum/shared/local-file$': '<rootDir>/shared/src/storage/local-file.ts',
+  },
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
 };
 

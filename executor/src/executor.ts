@@ -25,6 +25,8 @@ export interface ExecutorOptions {
   retryBackoffMs: number;
   /** Test hook: crash the process right after the result is written, before the ack. */
   crashAfterWrite?: boolean;
+  /** The built worker module, for a process that runs the TypeScript sources (tests). */
+  workerEntry?: string;
 }
 
 export function executorOptions(config: Config): ExecutorOptions {
@@ -43,8 +45,6 @@ export interface ExecutorDeps {
   storage: Storage;
   logger: Logger;
   metrics?: ExecutorMetrics;
-  /** Resolves a local location to an absolute path inside DATA_DIR, for the multi-threaded reader. */
-  resolveLocal?: (path: string) => Promise<string>;
 }
 
 type StopReason = 'cancelled' | 'shutdown' | 'channel-lost';
@@ -143,8 +143,8 @@ export class Executor {
     try {
       const result = await sumLocation(parseLocation(job.file), job.options, {
         storage: this.deps.storage,
-        resolveLocal: this.deps.resolveLocal,
         threads: this.options.threads,
+        workerEntry: this.options.workerEntry,
         signal: abort.signal,
         onProgress: (p) => (progress = p),
         onRetry: (info) => {

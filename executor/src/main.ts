@@ -9,13 +9,13 @@ async function main(): Promise<void> {
   const redis = createRedis(config.redisUrl, logger);
   const store = new JobStore(redis, jobStoreOptions(config));
   const broker = new Broker({ url: config.amqpUrl, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
-  const { storage, local, clients } = createStorage(config);
+  const { storage, clients } = createStorage(config);
   const metrics = createExecutorMetrics();
   const metricsServer = config.executor.metricsPort > 0 ? serveMetrics(metrics.registry, config.executor.metricsPort) : undefined;
   metricsServer?.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
 
   const executor = new Executor(
-    { store, broker, storage, logger, metrics, resolveLocal: (p) => local.resolve(p) },
+    { store, broker, storage, logger, metrics },
     executorOptions(config),
   );
   await redisReady(redis);

@@ -28,6 +28,7 @@ import { Executor, executorOptions } from '../../executor/src/executor';
 import { serviceUrls } from './services';
 import { waitFor } from './wait';
 import { deleteTopology } from './amqp';
+import { builtWorkerEntry } from './worker';
 
 export interface StackOptions {
   /** In-process executors; 0 for an API alone. */
@@ -92,7 +93,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const broker = new Broker({ url: config.amqpUrl, topology, logger });
   closers.push(() => broker.close());
   await broker.start();
-  const { storage, local, clients } = createStorage(config);
+  const { storage, clients } = createStorage(config);
+  const workerEntry = await builtWorkerEntry();
   closers.push(() => clients.forEach((c) => c.destroy()));
   const sweeper = new OutboxSweeper({ store, broker, logger }, { intervalMs: config.jobs.sweepIntervalMs, graceMs: config.jobs.publishGraceMs });
   sweeper.start();
@@ -116,8 +118,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const eRedis = createRedis(config.redisUrl, logger);
     const eBroker = new Broker({ url: config.amqpUrl, topology, logger });
     const executor = new Executor(
-      { store: new JobStore(eRedis, storeOptions), broker: eBroker, storage, logger, resolveLocal: (p) => local.resolve(p) },
-      executorOptions(config),
+      { store: new JobStore(eRedis, storeOptions), broker: eBroker, storage, logger },
+      { ...executorOptions(config), workerEntry },
     );
     await executor.start();
     executors.push(executor);
