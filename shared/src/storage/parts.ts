@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { cancelled } from './backoff';
 
 /** Fetches bytes [start, end) of one part, each once and in order; must stop soon after signal aborts. */
@@ -22,11 +23,14 @@ interface Part {
  * Bytes [start, end) fetched as parts on up to `concurrency` connections at once and handed out in
  * order: the first part's bytes as they arrive, the parts after it from their buffers once it is
  * done. A part buffer is reused only after the consumer has taken all of it and asked for more, so
- * at most `concurrency` buffers exist. The first part that fails stops every other one.
+ * at most `concurrency` buffers exist. Copying into them is cheaper than holding the received chunks:
+ * those die young, where the garbage collector is cheap. The first part that fails stops every other one.
  */
 export async function* orderedParts(start: number, end: number, fetch: FetchPart, options: PartsOptions): AsyncGenerator<Buffer> {
   const { partBytes, concurrency, signal } = options;
   const stop = new AbortController();
+  // Every part and its requests listen to this signal.
+  setMaxListeners(0, stop.signal);
   const onAbort = () => stop.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
 

@@ -1,10 +1,12 @@
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import { AppError } from '../errors';
 import {
   backoffDelay,
   cancelled,
   fileChanged,
+  IdleTimeoutError,
   pauseBeforeRetry,
   type ReadPolicy,
   sleep,
@@ -87,6 +89,8 @@ export class S3Object implements ObjectReader {
     this.info = info;
     this.policy = settings.policy;
     this.version = { kind: 's3', bucket: k.bucket, key: k.key, etag: info.etag, size: info.size };
+    // Every request of every part listens to it.
+    setMaxListeners(0, this.stop.signal);
     const signal = options.signal;
     const onAbort = () => this.stop.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -150,18 +154,20 @@ export class S3Object implements ObjectReader {
     let attempt = 0;
     while (offset < end) {
       let body: Readable | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
       const destroy = () => body?.destroy();
       signal.addEventListener('abort', destroy, { once: true });
       try {
-        body = await this.get(offset, end, signal);
-        const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-        for (;;) {
-          const next = await withIdleTimeout(it.next(), policy.idleTimeoutMs);
-          if (next.done) { break; }
-          if (offset + next.value.length > end) { throw fileChanged(this.k.where, `S3 sent more than bytes ${start}-${end - 1}`); }
-          offset += next.value.length;
+        const stream = await this.get(offset, end, signal);
+        body = stream;
+        // One timer per response, pushed back by every chunk: cheaper than a race per chunk.
+        watchdog = setTimeout(() => stream.destroy(new IdleTimeoutError(policy.idleTimeoutMs)), policy.idleTimeoutMs);
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          watchdog.refresh();
+          if (offset + chunk.length > end) { throw fileChanged(this.k.where, `S3 sent more than bytes ${start}-${end - 1}`); }
+          offset += chunk.length;
           attempt = 0;
-          yield next.value;
+          yield chunk;
         }
         if (offset < end) { throw new Error(`the response ended at byte ${offset} of ${end}`); }
       } catch (err) {
@@ -175,6 +181,7 @@ export class S3Object implements ObjectReader {
         body?.destroy();
         await pauseBeforeRetry(this.k.where, attempt, offset, err, policy, { ...this.options, signal }, delay);
       } finally {
+        clearTimeout(watchdog);
         signal.removeEventListener('abort', destroy);
         body?.destroy();
       }
