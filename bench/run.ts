@@ -1,16 +1,20 @@
 /*
- * `npm run bench [-- --rows N --runs R --only a,b]`: the CSV engine against its baselines
- * (bench/engine.ts). The old S3-against-disk comparison read through Storage.read, which is gone.
+ * `npm run bench [-- --rows N --runs R --only a,b --no-storage | --s3]`: the CSV engine against its
+ * baselines (bench/engine.ts), then parallel S3 reads through a shaped network (bench/s3.ts).
+ * --no-storage runs the engine part only, --s3 the S3 part only.
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { runS3Bench, s3BenchOptions } from './s3';
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2).filter((a) => a !== '--no-storage');
-  await Promise.resolve();
-  execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'engine.ts'), ...args], {
-    stdio: 'inherit',
-  });
+  const args = process.argv.slice(2).filter((a) => a !== '--no-storage' && a !== '--s3');
+  if (!process.argv.includes('--s3')) {
+    execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'engine.ts'), ...args], {
+      stdio: 'inherit',
+    });
+  }
+  if (!process.argv.includes('--no-storage')) { await runS3Bench(s3BenchOptions()); }
 }
 
 main().catch((err: unknown) => {
