@@ -8,7 +8,7 @@ const UNIT = '/test/unit/';
 const common = {
   testEnvironment: 'node',
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  moduleNameMapper: { '^@decisum/shared$': '<rootDir>/shared/src/index.ts' },
+  moduleNameMapper: { '^@decisum/shared$': '<rootDir>/shared/src/index.ts', '^@decisum/shared/status$': '<rootDir>/shared/src/status.ts' },
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
 };
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { CsvKind, GenerateCsvOptions, Job } from '@decisum/shared';
+import { FINAL_STATUSES } from '@decisum/shared/status';
 import { ApiClient, CliError, EXIT, type SubmitBody, usageError } from './client';
 import { activeText, errorText, jobText, type Out, ProgressBar, resultTable } from './output';
 
@@ -17,7 +18,7 @@ export interface Global {
   json: boolean;
 }
 
-const FINAL = new Set<Job['status']>(['succeeded', 'failed', 'cancelled']);
+const FINAL = new Set<Job['status']>(FINAL_STATUSES);
 const KINDS: readonly CsvKind[] = ['sample', 'int', 'decimal'];
 
 export function wholeNumber(name: string, value: string | undefined, min: number): number | undefined {
