@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { ErrorBody, JobResult } from '@decisum/shared';
 
 export interface ExecutorMetrics {
@@ -10,9 +10,8 @@ export interface ExecutorMetrics {
   finished(outcome: { result: JobResult } | { error: ErrorBody }, seconds: number, bytes: number): void;
 }
 
-export function createExecutorMetrics(): ExecutorMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'decisum_executor_' });
+/** The executor's job metrics, in the process's registry (which holds the default Node.js metrics). */
+export function createExecutorMetrics(registry: Registry): ExecutorMetrics {
   const registers = [registry];
   const succeeded = new Counter({ name: 'decisum_jobs_succeeded_total', help: 'Jobs that produced a result', registers });
   const failed = new Counter({

@@ -10,5 +10,7 @@ export * from './broker';
 export * from './redis';
 export * from './process';
 export * from './csvgen';
+export * from './metrics';
 export * from './responses';
 export * from './retry';
+export * from './services';

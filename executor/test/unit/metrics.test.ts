@@ -1,11 +1,12 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { createRegistry } from '@decisum/shared';
 import { createExecutorMetrics, serveMetrics } from '../../src/metrics';
 import { sample } from '../../../test/support/prometheus';
 
 describe('executor metrics', () => {
   it('counts outcomes by code, observes duration and bytes, and counts retries and dead letters', async () => {
-    const m = createExecutorMetrics();
+    const m = createExecutorMetrics(createRegistry());
     m.finished({ result: { rows: 2, columns: [] } }, 0.2, 1_500);
     m.finished({ result: { rows: 1, columns: [] } }, 3, 2_000_000);
     m.finished({ error: { code: 'NON_NUMERIC', message: 'row 3: "x" is not a number', row: 3 } }, 0.01, 40);
@@ -24,11 +25,11 @@ describe('executor metrics', () => {
     expect(sample(text, 'decisum_storage_retries_total')).toBe(2);
     expect(sample(text, 'decisum_jobs_dead_lettered_total')).toBe(1);
     expect(sample(text, 'decisum_poison_messages_total')).toBe(1);
-    expect(sample(text, 'decisum_executor_process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
   });
 
   it('serves /metrics over HTTP for Prometheus, and nothing else', async () => {
-    const m = createExecutorMetrics();
+    const m = createExecutorMetrics(createRegistry());
     m.storageRetries.inc();
     const server = serveMetrics(m.registry, 0);
     await once(server, 'listening');

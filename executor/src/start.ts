@@ -1,0 +1,37 @@
+import type http from 'node:http';
+import type { Config, Logger, Services } from '@decisum/shared';
+import { loadFastPath } from './engine';
+import { Executor, executorOptions } from './executor';
+import { createExecutorMetrics, serveMetrics } from './metrics';
+
+export interface RunningExecutor {
+  executor: Executor;
+  /** Stops taking jobs, lets running ones finish for graceMs, hands the rest back; the services stay open. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** The executor on a process's services: its metrics (and their endpoint, unless the port is 0), consuming once this resolves. */
+export async function startExecutor(
+  services: Pick<Services, 'store' | 'broker' | 'storage' | 'local' | 'registry'>,
+  config: Config,
+  logger: Logger,
+): Promise<RunningExecutor> {
+  loadFastPath();
+  const metrics = createExecutorMetrics(services.registry);
+  let metricsServer: http.Server | undefined;
+  if (config.executor.metricsPort > 0) {
+    metricsServer = serveMetrics(services.registry, config.executor.metricsPort);
+    metricsServer.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
+  }
+  const { store, broker, storage, local } = services;
+  const executor = new Executor({ store, broker, storage, logger, metrics, resolveLocal: (p) => local.resolve(p) }, executorOptions(config));
+  await executor.start();
+  logger.info({ concurrency: config.executor.concurrency, threads: config.executor.threads, prefix: config.prefix }, 'executor ready');
+  return {
+    executor,
+    async stop(graceMs) {
+      await executor.stop(graceMs);
+      metricsServer?.close();
+    },
+  };
+}
