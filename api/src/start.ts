@@ -16,18 +16,18 @@ export interface RunningApi {
 
 /** The API on a process's services: listening on config.port (and host, when given) and sweeping the outbox once this resolves. */
 export async function startApi(
-  services: Pick<Services, 'store' | 'broker' | 'storage' | 'redis'>,
+  services: Pick<Services, 'store' | 'broker' | 'storage' | 'redis' | 'registry'>,
   config: Config,
   logger: Logger,
   { host }: { host?: string } = {},
 ): Promise<RunningApi> {
-  const { store, broker, storage, redis } = services;
+  const { store, broker, storage, redis, registry } = services;
   const app = createApp({
     store,
     broker,
     storage,
     logger,
-    metrics: createMetrics(store),
+    metrics: createMetrics(store, registry),
     ready: { redis: async () => (await redis.ping()) === 'PONG' },
   });
   const server = host === undefined ? app.listen(config.port) : app.listen(config.port, host);

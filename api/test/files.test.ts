@@ -5,6 +5,7 @@ import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
 import { AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
+import { ApiDocs } from '../src/openapi';
 import { createFilesRouter } from '../src/routes/files';
 import { makeCsv, sha256 } from '../../test/support/data';
 import { startS3, uniqueBucket, type TestS3 } from '../../test/support/s3';
@@ -35,7 +36,7 @@ beforeAll(async () => {
     s3: new S3Storage({ client, reads, partSize: 5 * 1024 * 1024 }),
   });
   app = express();
-  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }));
+  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }, new ApiDocs(), '/api/v1/files'));
   // Stands in for the app's problem+json middleware.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err instanceof AppError ? err : new AppError('INTERNAL', String(err));

@@ -28,10 +28,11 @@ describe('GET /metrics on the API', () => {
     expect(sample(text, 'decisum_jobs_submitted_total')).toBe(0);
     expect(sample(text, 'decisum_jobs_queued')).toBe(0);
     expect(sample(text, 'decisum_jobs_running')).toBe(0);
-    expect(sample(text, 'decisum_api_process_cpu_user_seconds_total')).toBeGreaterThan(0);
-    expect(sample(text, 'decisum_api_process_resident_memory_bytes')).toBeGreaterThan(0);
-    expect(sample(text, 'decisum_api_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
-    expect(text).toMatch(/^decisum_api_nodejs_heap_space_size_used_bytes\{space="old"\} \d+/m);
+    // prom-client's standard names, as stock Node.js dashboards expect them.
+    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(sample(text, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
+    expect(text).toMatch(/^nodejs_heap_space_size_used_bytes\{space="old"\} \d+/m);
   });
 
   it('counts an accepted submission once, and the queued gauge reads it from Redis', async () => {
