@@ -147,7 +147,7 @@ export class Executor {
     await Promise.all(pending);
     clearTimeout(timer);
     this.stopping.abort();
-    await this.leases.close();
+    this.leases.close();
     await this.consumer.close();
   }
 }

@@ -53,7 +53,6 @@ export interface LeaseOptions {
 export class LeaseManager {
   private readonly held = new Set<Lease>();
   private timer?: NodeJS.Timeout;
-  private renewing?: Promise<void>;
   private closed = false;
 
   constructor(
@@ -68,10 +67,10 @@ export class LeaseManager {
     this.schedule();
   }
 
-  async close(): Promise<void> {
+  /** Stops renewing; a renewal in flight is not waited for (Redis may be down at shutdown). */
+  close(): void {
     this.closed = true;
     clearTimeout(this.timer);
-    await this.renewing;
   }
 
   /** A lease on a new attempt; undefined when there is nothing to run, or `stop` aborted the wait for another executor's lease. */
@@ -124,9 +123,7 @@ export class LeaseManager {
 
   private schedule(): void {
     if (this.closed) { return; }
-    this.timer = setTimeout(() => {
-      this.renewing = this.renew([...this.held]).finally(() => this.schedule());
-    }, this.options.heartbeatMs);
+    this.timer = setTimeout(() => void this.renew([...this.held]).finally(() => this.schedule()), this.options.heartbeatMs);
   }
 
   private async renew(leases: Lease[]): Promise<void> {

@@ -1,4 +1,4 @@
-import { Router, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError, JOB_STATUSES, JobSubmissionSchema, type JobStore } from '@decisum/shared';
 import { SAMPLE_ID, examples, type ApiDocs } from '../openapi';
@@ -22,6 +22,13 @@ const idParams = z.object({ id: IdSchema.meta({ description: 'the job id', examp
 /** Request logs of this response carry the job's id. */
 function aboutJob(res: Response, id: string): void {
   res.locals.jobId = id;
+}
+
+/** The job id in the path, validated; the response is about that job. */
+function jobIdOf(req: Request, res: Response): string {
+  const id = parse(IdSchema, req.params.id, 'id');
+  aboutJob(res, id);
+  return id;
 }
 
 function noSuchJob(id: string): AppError {
@@ -137,8 +144,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     'get',
     '/:id',
     async (req, res) => {
-      const id = parse(IdSchema, req.params.id, 'id');
-      aboutJob(res, id);
+      const id = jobIdOf(req, res);
       const job = await store.get(id);
       if (!job) { throw noSuchJob(id); }
       res.json(job);
@@ -161,8 +167,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     'delete',
     '/:id',
     async (req, res) => {
-      const id = parse(IdSchema, req.params.id, 'id');
-      aboutJob(res, id);
+      const id = jobIdOf(req, res);
       const outcome = await store.cancel(id);
       if (outcome === 'missing') { throw noSuchJob(id); }
       if (outcome !== 'ended') {
