@@ -299,7 +299,11 @@ export function buildOpenApi(): ReturnType<OpenApiGeneratorV31['generateDocument
       content: { 'application/json': { schema: FileWritten, example: { location, size: 311_548, modified: '2025-01-01T12:00:00.000Z' } } },
     },
     ...fileProblems,
+    ...problems([412, 'With `If-None-Match: *`: the file exists, and was left as it was', 'FILE_EXISTS', `${location} already exists`]),
     ...storageDown,
+  });
+  const createOnly = z.object({
+    'If-None-Match': z.literal('*').optional().meta({ description: '`*`: create the file, never replace one (412 `FILE_EXISTS` if it exists)' }),
   });
   const uploadBody = {
     required: true,
@@ -336,8 +340,8 @@ export function buildOpenApi(): ReturnType<OpenApiGeneratorV31['generateDocument
     path: '/api/v1/files/local/{path}',
     tags: ['files'],
     summary: 'Upload a local file',
-    description: 'Streams the body to DATA_DIR/path, creating folders; the file appears whole or not at all.',
-    request: { params: localPath, body: uploadBody },
+    description: 'Streams the body to DATA_DIR/path, creating folders; the file appears whole or not at all. An existing file is replaced unless `If-None-Match: *` is sent.',
+    request: { params: localPath, headers: createOnly, body: uploadBody },
     responses: upload('reports/a.csv'),
   });
   registry.registerPath({
@@ -365,7 +369,7 @@ export function buildOpenApi(): ReturnType<OpenApiGeneratorV31['generateDocument
     path: '/api/v1/files/s3/{bucket}/{key}',
     tags: ['files'],
     summary: 'Upload an S3 object',
-    request: { params: s3Params, body: uploadBody },
+    request: { params: s3Params, headers: createOnly, body: uploadBody },
     responses: upload('s3://decisum/data.csv'),
   });
 

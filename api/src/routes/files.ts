@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
-import { AppError, contentTypeOf, formatLocation, type Location, type Logger, parseLocation, type Storage } from '@decisum/shared';
+import { AppError, contentTypeOf, fileExists, formatLocation, type Location, type Logger, parseLocation, type Storage } from '@decisum/shared';
 
 export interface FilesDeps {
   storage: Storage;
@@ -9,7 +9,7 @@ export interface FilesDeps {
 
 /**
  * Files API, mounted at /api/v1/files: GET downloads, PUT uploads (streamed both ways), and a GET on
- * a path ending in / lists the files under it.
+ * a path ending in / lists the files under it. A PUT with `If-None-Match: *` never replaces a file: 412 FILE_EXISTS.
  */
 export function createFilesRouter({ storage, logger }: FilesDeps): Router {
   const router = express.Router();
@@ -49,10 +49,13 @@ export function createFilesRouter({ storage, logger }: FilesDeps): Router {
 
   const put = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) { throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 }); }
+    const exclusive = createOnly(req);
+    // Checked before the body is read too, so a client that will not replace a file is told at once.
+    if (exclusive && (await exists(storage, loc))) { throw fileExists(formatLocation(loc)); }
     const length = req.headers['content-length'];
     const contentLength = length === undefined ? undefined : Number(length);
     const aborter = abortOnClose(res);
-    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal });
+    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal, exclusive });
     const location = formatLocation(loc);
     logger.info({ location, size: info.size }, 'file uploaded');
     res
@@ -66,6 +69,24 @@ export function createFilesRouter({ storage, logger }: FilesDeps): Router {
   router.get('/s3/:bucket{/*key}', (req, res) => get(req, res, ...s3Target(req)));
   router.put('/s3/:bucket{/*key}', (req, res) => put(req, res, ...s3Target(req)));
   return router;
+}
+
+/** `If-None-Match: *`: create, never replace. Entity tags are refused rather than ignored: nothing here compares them. */
+function createOnly(req: Request): boolean {
+  const value = req.headers['if-none-match'];
+  if (value === undefined) { return false; }
+  if (value.trim() === '*') { return true; }
+  throw new AppError('VALIDATION', `If-None-Match: ${value} is not supported on PUT; send * to refuse replacing a file`, { status: 400 });
+}
+
+async function exists(storage: Storage, loc: Location): Promise<boolean> {
+  try {
+    await storage.stat(loc);
+    return true;
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'FILE_NOT_FOUND') { return false; }
+    throw err;
+  }
 }
 
 function segments(value: unknown): string[] {
