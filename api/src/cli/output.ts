@@ -56,7 +56,8 @@ export function errorText(job: Job): string {
 function seconds(job: Job): string | undefined {
   if (!job.startedAt || !job.finishedAt) { return undefined; }
   const ms = Date.parse(job.finishedAt) - Date.parse(job.startedAt);
-  return Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : undefined;
+  if (!Number.isFinite(ms)) { return undefined; }
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
 /** What `status` prints for people: the job's fields, then its result or error. */
