@@ -133,7 +133,7 @@ function program(io: Io, env: NodeJS.ProcessEnv, setCode: (code: number) => void
         root.outputHelp();
         return;
       }
-      const sub = root.commands.find((c) => c.name() === name && name !== 'help');
+      const sub = root.commands.find((c) => c.name() === name);
       if (!sub) { throw new CliError(`unknown command '${name}'`, EXIT.USAGE); }
       sub.outputHelp();
     });
