@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   AppError,
   contentTypeOf,
+  fileExists,
   formatLocation,
   parseLocation,
   type FileListing,
@@ -21,7 +22,7 @@ export interface FilesDeps {
 
 /**
  * Files API, mounted at /api/v1/files: GET downloads, PUT uploads (streamed both ways), and a GET on
- * a path ending in / lists the files under it.
+ * a path ending in / lists the files under it. A PUT with `If-None-Match: *` never replaces a file: 412 FILE_EXISTS.
  */
 export function createFilesRouter({ storage, logger }: FilesDeps, docs: ApiDocs, base: string): Router {
   const router = express.Router();
@@ -62,10 +63,13 @@ export function createFilesRouter({ storage, logger }: FilesDeps, docs: ApiDocs,
 
   const put = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) { throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 }); }
+    const exclusive = createOnly(req);
+    // Checked before the body is read too, so a client that will not replace a file is told at once.
+    if (exclusive && (await exists(storage, loc))) { throw fileExists(formatLocation(loc)); }
     const length = req.headers['content-length'];
     const contentLength = length === undefined ? undefined : Number(length);
     const aborter = abortOnClose(res);
-    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal });
+    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal, exclusive });
     const location = formatLocation(loc);
     logger.info({ location, size: info.size }, 'file uploaded');
     const written: FileWritten = { location, size: info.size, modified: info.modified.toISOString() };
@@ -115,6 +119,10 @@ function operations(docs: ApiDocs) {
       content: { 'application/json': { schema: FileWritten, example: { location, size: 311_548, modified } } },
     },
     ...failures,
+    ...docs.problems([412, 'With `If-None-Match: *`: the file exists, and was left as it was', 'FILE_EXISTS', `${location} already exists`]),
+  });
+  const createOnlyHeader = z.object({
+    'If-None-Match': z.literal('*').optional().meta({ description: '`*`: create the file, never replace one (412 `FILE_EXISTS` if it exists)' }),
   });
   const body = {
     required: true,
@@ -144,8 +152,9 @@ function operations(docs: ApiDocs) {
       path: '/local/{path}',
       tags,
       summary: 'Upload a local file',
-      description: 'Streams the body to DATA_DIR/path, creating folders; the file appears whole or not at all.',
-      request: { params: localPath, body },
+      description:
+        'Streams the body to DATA_DIR/path, creating folders; the file appears whole or not at all. An existing file is replaced unless `If-None-Match: *` is sent.',
+      request: { params: localPath, headers: createOnlyHeader, body },
       responses: upload('reports/a.csv'),
     },
     s3Listing: {
@@ -170,10 +179,28 @@ function operations(docs: ApiDocs) {
       path: '/s3/{bucket}/{key}',
       tags,
       summary: 'Upload an S3 object',
-      request: { params: s3Params, body },
+      request: { params: s3Params, headers: createOnlyHeader, body },
       responses: upload('s3://decisum/data.csv'),
     },
   } satisfies Record<string, Operation>;
+}
+
+/** `If-None-Match: *`: create, never replace. Entity tags are refused rather than ignored: nothing here compares them. */
+function createOnly(req: Request): boolean {
+  const value = req.headers['if-none-match'];
+  if (value === undefined) { return false; }
+  if (value.trim() === '*') { return true; }
+  throw new AppError('VALIDATION', `If-None-Match: ${value} is not supported on PUT; send * to refuse replacing a file`, { status: 400 });
+}
+
+async function exists(storage: Storage, loc: Location): Promise<boolean> {
+  try {
+    await storage.stat(loc);
+    return true;
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'FILE_NOT_FOUND') { return false; }
+    throw err;
+  }
 }
 
 function segments(value: unknown): string[] {

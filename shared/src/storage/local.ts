@@ -11,6 +11,7 @@ import {
   accessDenied,
   cancelled,
   fileChanged,
+  fileExists,
   fileNotFound,
   IdleTimeoutError,
   pauseBeforeRetry,
@@ -18,7 +19,7 @@ import {
   storageUnavailable,
   withIdleTimeout,
 } from './backoff';
-import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage } from './types';
+import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage, WriteOptions } from './types';
 
 /** The slice of fs.promises the read path uses; tests pass a faulty one. */
 export interface LocalFs {
@@ -182,7 +183,7 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async write(loc: Location, body: Readable, options: { contentLength?: number; signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+  async write(loc: Location, body: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
     const rel = localPath(loc);
     if (rel === '' || rel.endsWith('/')) {
       throw new AppError('VALIDATION', `${rel || '/'} names a folder: give a file name`, { status: 400 });
@@ -208,7 +209,15 @@ export class LocalStorage implements Storage {
           throw new AppError('VALIDATION', `upload ended after ${written} of ${options.contentLength} bytes`, { status: 400 });
         }
       }
-      await fs.promises.rename(temp, target);
+      if (options.exclusive) {
+        // link refuses a taken name (EEXIST): checking and placing the file are one step, so two uploads cannot both win.
+        await fs.promises.link(temp, target).catch((err: unknown) => {
+          throw errno(err) === 'EEXIST' ? fileExists(rel) : err;
+        });
+        await fs.promises.unlink(temp);
+      } else {
+        await fs.promises.rename(temp, target);
+      }
     } catch (err) {
       await fs.promises.unlink(temp).catch(() => undefined);
       if (options.signal?.aborted) { throw cancelled(options.signal); }

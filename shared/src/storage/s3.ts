@@ -13,13 +13,14 @@ import {
   accessDenied,
   cancelled,
   fileChanged,
+  fileExists,
   fileNotFound,
   pauseBeforeRetry,
   type ReadPolicy,
   storageUnavailable,
   withIdleTimeout,
 } from './backoff';
-import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage } from './types';
+import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage, WriteOptions } from './types';
 
 export interface S3StorageOptions {
   client: S3Client;
@@ -198,14 +199,15 @@ export class S3Storage implements Storage {
     return { info: handle.info, body };
   }
 
-  async write(loc: Location, body: Readable, options: { contentLength?: number; signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+  async write(loc: Location, body: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
     const k = objectKey(loc);
     if (k.key.endsWith('/')) {
       throw new AppError('VALIDATION', `${k.where} names a folder: give a key`, { status: 400 });
     }
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: k.bucket, Key: k.key, Body: body, ContentType: contentTypeOf(k.key) },
+      // IfNoneMatch reaches PutObject and CompleteMultipartUpload: S3 refuses a taken key at the moment it commits.
+      params: { Bucket: k.bucket, Key: k.key, Body: body, ContentType: contentTypeOf(k.key), ...(options.exclusive ? { IfNoneMatch: '*' } : {}) },
       partSize: this.partSize,
       queueSize: this.queueSize,
       leavePartsOnError: false,
@@ -216,6 +218,7 @@ export class S3Storage implements Storage {
       await upload.done();
     } catch (err) {
       if (options.signal?.aborted) { throw cancelled(options.signal); }
+      if (options.exclusive && (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) { throw fileExists(k.where); }
       throw mapS3Error(err, k.where, false) ?? storageUnavailable(k.where, 1, err);
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
