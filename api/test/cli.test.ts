@@ -94,7 +94,7 @@ const USAGE_TAIL = (command: string) => new RegExp(`\\nRun ${command} --help for
 describe('decisum CLI: help and usage', () => {
   it('--help prints the help on stdout, exit 0, naming every command, the exit codes and the environment', async () => {
     const run = await decisum(['--help']);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^Usage: decisum \[options\] \[command\]\n\nSum every 10th column/);
     for (const command of COMMANDS) { expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm')); }
@@ -120,7 +120,7 @@ describe('decisum CLI: help and usage', () => {
   it.each(COMMANDS)('help %s gives the command help, as --help and -h after the command do', async (command) => {
     const runs = await Promise.all([decisum(['help', command]), decisum([command, '--help']), decisum([command, '-h'])]);
     for (const run of runs) {
-      expect(run.code).toBe(0);
+      expect(run).toMatchObject({ code: 0 });
       expect(run.stderr).toBe('');
       expect(run.stdout).toBe(runs[0].stdout);
     }
@@ -211,7 +211,7 @@ describe('decisum CLI: generate-csv', () => {
     const reference = parseDoubleEncoded(fixture);
     const columns = reference[0].length - 1;
     const run = await decisum(['generate-csv', '--rows', '4', '--cols', String(columns)]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     // The header line is byte for byte the fixture's.
     expect(run.stdout.split('\n')[0]).toBe(fixture.split('\n')[0]);
     const generated = parseDoubleEncoded(run.stdout);
@@ -343,7 +343,7 @@ describe('decisum CLI: against a scripted API', () => {
 
   it('submit sends the options and prints the job id; --json prints the job', async () => {
     const run = await decisum(['submit', 's3://b/k.csv', '--step', '5', '--offset', '2', '--delimiter', 'tab', '--no-header', '--idempotency-key', 'k1', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toBe('j1\n');
     expect(run.stderr).toContain('submitted job j1');
     expect(JSON.parse(requests[0].body)).toEqual({ file: 's3://b/k.csv', step: 5, offset: 2, delimiter: '\t', header: false });
@@ -391,7 +391,7 @@ describe('decisum CLI: against a scripted API', () => {
       }),
     ];
     const run = await decisum(['submit', 'data.csv', '--wait', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toBe('column  index  count  sum\ncol0    1      168    87.231379072549653118\n');
     expect(run.stderr).toBe(
       [
@@ -440,7 +440,7 @@ describe('decisum CLI: against a scripted API', () => {
   it('status prints the job for people, exit 0 whatever its state', async () => {
     script = [job({ status: 'running', attempts: 1, progress: { bytesRead: 250, bytesTotal: 1000, rows: 40 } })];
     const run = await decisum(['status', 'j1', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toMatch(/^id +j1\nstatus +running\nfile +data\.csv\n/);
     expect(run.stdout).toMatch(/^progress +25% · 250 B of 1\.0 KB · 40 rows$/m);
   });
@@ -468,7 +468,7 @@ describe('decisum CLI: against a scripted API', () => {
 
   it('list prints a page as a table, and on stderr the command for the next one', async () => {
     const run = await decisum(['list', '-n', '5', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^id +status +created +outcome +file$/);
     expect(lines.slice(1).map((l) => l.split(/ +/)[0])).toEqual(['h12', 'h11', 'h10', 'h9', 'h8']);
@@ -509,7 +509,7 @@ describe('decisum CLI: against a scripted API', () => {
     const file = path.join(scratch, 'my data.csv');
     fs.writeFileSync(file, 'a,b\n1,2\n');
     const run = await decisum(['upload', file, 's3://decisum/in/', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toBe('s3://decisum/in/my data.csv\n');
     expect(requests[0]).toMatchObject({ method: 'PUT', url: '/api/v1/files/s3/decisum/in/my%20data.csv', body: 'a,b\n1,2\n' });
     expect(requests[0].headers).toMatchObject({ 'content-length': '8', 'if-none-match': '*' });
@@ -575,7 +575,7 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
 
     const run = await cli('submit', 'in/sample.csv', '--wait');
     expect(run.stderr).toMatch(/succeeded: 168 rows, 5 columns summed/);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout.trimEnd().split('\n')).toEqual([
       'column  index  count  sum',
       'col0    1      168    87.231379072549653118',
@@ -603,10 +603,10 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
   it('submit then status --wait --json give the job as the API has it; list and cancel see it', async () => {
     stack.writeFile('ints.csv', 'a,b\n1,2\n3,4\n');
     const submitted = await cli('submit', 'file:ints.csv');
-    expect(submitted.code).toBe(0);
+    expect(submitted).toMatchObject({ code: 0 });
     const id = submitted.stdout.trim();
     const run = await cli('status', id, '--wait', '--json');
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(JSON.parse(run.stdout)).toMatchObject({ id, status: 'succeeded', result: { rows: 2, columns: [{ name: 'a', sum: '4' }] } });
     const human = await cli('status', id);
     expect(human.stdout).toMatch(/^status +succeeded$/m);
@@ -630,7 +630,7 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
     const upload = await decisum(['upload', '-', 'gen/ints.csv', '--url', stack.url], { input: generated.stdout });
     expect(upload).toMatchObject({ code: 0, stdout: 'gen/ints.csv\n' });
     const run = await cli('submit', 'gen/ints.csv', '--wait', '--json');
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     const rows = parseCsv(generated.stdout).slice(1);
     const expected = [0, 10, 20].map((i) => ({ name: `col${i + 1}`, index: i, count: 2000, sum: String(rows.reduce((t, r) => t + Number(r[i]), 0)) }));
     const job = JSON.parse(run.stdout) as Job;
