@@ -191,7 +191,7 @@ export interface Timeline {
   seen: number;
 }
 
-export const TIMELINE_STEPS: (keyof Timeline)[] = ['created', 'answered', 'started', 'finished', 'seen'];
+const TIMELINE_STEPS: (keyof Timeline)[] = ['created', 'answered', 'started', 'finished', 'seen'];
 
 export interface IdleResult {
   /** Submission to a final status as the client saw it, ascending. */

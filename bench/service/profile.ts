@@ -83,6 +83,9 @@ function match(rules: [RegExp, string][], s: string): string | undefined {
   return rules.find(([re]) => re.test(s))?.[1];
 }
 
+// Native file system calls: the engine's own (open, read, close of the file) are told apart from its summing.
+const FS_NATIVES = new Set(['open', 'openFileHandle', 'close', 'read', 'fstat', 'stat', 'lstat', 'realpath', 'readFileUtf8']);
+
 /** What a sample was for: the innermost frame that is a package or code of ours, else Node's module. */
 function categorize(stack: CallFrame[]): string {
   const leaf = stack[0];
@@ -92,6 +95,7 @@ function categorize(stack: CallFrame[]): string {
     const pkg = packageOf(f.url);
     if (pkg) { return match(PACKAGES, pkg) ?? `package ${pkg}`; }
     const own = match(OWN, f.url);
+    if (own === 'engine' && leaf.url === '' && FS_NATIVES.has(leaf.functionName)) { return 'engine: open, read, close the file'; }
     if (own) { return own; }
   }
   for (const f of stack) {
@@ -114,7 +118,8 @@ export interface ProfileSummary {
   busyMs: number;
   /** Self time by purpose (ms), and how much of it was spent in native calls (syscalls, C++ bindings). */
   byCategory: [string, number, number][];
-  topFunctions: [string, number][];
+  /** Function (name, file:line), what it was for, self ms. */
+  topFunctions: [string, string, number][];
 }
 
 export function summarizeProfile(file: string, top = 20): ProfileSummary {
@@ -131,6 +136,8 @@ export function summarizeProfile(file: string, top = 20): ProfileSummary {
   const categories = new Map<string, number>();
   const natives = new Map<string, number>();
   const functions = new Map<string, number>();
+  // A native function may serve several purposes: the table names the one it spent the most on.
+  const functionCategories = new Map<string, Map<string, number>>();
   for (const [id, us] of self) {
     const stack: CallFrame[] = [];
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) { stack.push(byId.get(at)!.callFrame); }
@@ -141,12 +148,18 @@ export function summarizeProfile(file: string, top = 20): ProfileSummary {
     if (cat === 'idle') { continue; }
     const name = `${f.functionName || '(anonymous)'} ${f.url ? `${shortUrl(f.url)}:${f.lineNumber + 1}` : '(native)'}`;
     functions.set(name, (functions.get(name) ?? 0) + us);
+    const byCat = functionCategories.get(name) ?? new Map<string, number>();
+    byCat.set(cat, (byCat.get(cat) ?? 0) + us);
+    functionCategories.set(name, byCat);
   }
   const ms = (entries: Map<string, number>) => [...entries].map(([k, us]): [string, number] => [k, us / 1000]).sort((a, b) => b[1] - a[1]);
   const byCategory = ms(categories).map(([cat, t]): [string, number, number] => [cat, t, (natives.get(cat) ?? 0) / 1000]);
   const idle = categories.get('idle') ?? 0;
   const wallMs = (p.endTime - p.startTime) / 1000;
-  return { file, wallMs, busyMs: wallMs - idle / 1000, byCategory, topFunctions: ms(functions).slice(0, top) };
+  const topFunctions = ms(functions)
+    .slice(0, top)
+    .map(([name, t]): [string, string, number] => [name, [...functionCategories.get(name)!].sort((a, b) => b[1] - a[1])[0][0], t]);
+  return { file, wallMs, busyMs: wallMs - idle / 1000, byCategory, topFunctions };
 }
 
 /** Markdown tables for every profile in dir; jobs (by file name prefix) adds µs per job. */
@@ -161,10 +174,11 @@ export function summarizeProfiles(dir: string, jobs?: Record<string, number>): s
     out.push(`### ${f}: ${(s.busyMs / 1000).toFixed(2)} s busy of ${(s.wallMs / 1000).toFixed(2)} s${n ? `, ${n} jobs` : ''}`, '');
     out.push(`| what | ms | of which native calls | share of busy |${n ? ' µs per job |' : ''}`, `|---|---:|---:|---:|${n ? '---:|' : ''}`);
     for (const [cat, ms, native] of s.byCategory) {
-      if (cat !== 'idle') { out.push(`| ${cat} | ${ms.toFixed(0)} | ${native.toFixed(0)} | ${pct(ms)} |${perJob(ms)}`); }
+      if (cat === 'idle') { continue; }
+      out.push(`| ${cat} | ${ms.toFixed(0)} | ${native.toFixed(0)} | ${pct(ms)} |${cat.startsWith('start-up') ? (n ? ' |' : '') : perJob(ms)}`);
     }
-    out.push('', `| function (self time) | ms | share of busy |`, `|---|---:|---:|`);
-    for (const [name, ms] of s.topFunctions) { out.push(`| \`${name}\` | ${ms.toFixed(0)} | ${pct(ms)} |`); }
+    out.push('', `| function (self time) | mostly for | ms | share of busy |`, `|---|---|---:|---:|`);
+    for (const [name, cat, ms] of s.topFunctions) { out.push(`| \`${name}\` | ${cat} | ${ms.toFixed(0)} | ${pct(ms)} |`); }
     out.push('');
   }
   return out.join('\n');

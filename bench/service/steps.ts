@@ -38,6 +38,7 @@ import { createSummer, loadFastPath } from '../../executor/src/engine';
 import { deleteTopology } from '../../test/support/amqp';
 import { SAMPLE } from '../../test/support/sample';
 import { HttpClient, percentile } from './load';
+import { cpuMs, listenerPid } from './procs';
 import { SAMPLE_FILE } from './systems';
 
 interface StepResult {
@@ -72,8 +73,8 @@ async function step(name: string, runs: number, fn: (i: number) => unknown): Pro
   }
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  // GC entries arrive after the collection; let them in before reading the counters.
-  await new Promise((r) => setImmediate(r));
+  // GC entries reach the observer in a later task; let them in before reading the counters.
+  await new Promise((r) => setTimeout(r, 50));
   times.sort((a, b) => a - b);
   return {
     name,
@@ -102,6 +103,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
   const servers_: http.Server[] = [];
   const results: StepResult[] = [];
   let probe: DeliveryProbe | undefined;
+  let burst = '';
   gcObserver.observe({ entryTypes: ['gc'] });
   try {
     await broker.start();
@@ -153,6 +155,10 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
       await probe.close();
       probe = undefined;
     }
+    probe = await DeliveryProbe.open(config.amqpUrl, `${prefix}.probe`, true, BURST_PREFETCH);
+    burst = await brokerBurst(probe, config.amqpUrl, runs * 10);
+    await probe.close();
+    probe = undefined;
     results.push(await step('  decode the message (JSON + zod)', runs, () => decodeMessage(encodeMessage({ id: ids[0], file: SAMPLE_FILE, options }))));
     results.push(await step('  Redis: claim script', runs, (i) => (i >= 0 ? store.claim(ids[i]) : store.get(ids[0]))));
     results.push(await step('  the executor\'s read and sum, as it runs now (EXECUTOR_THREADS 2: resolve, stat, sumFile, stat)', runs, sum(2, true)));
@@ -199,7 +205,23 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
     '|---|---:|---:|---:|---:|---:|',
     ...results.map((r) => `| ${r.name} | ${f(r.p50Us)} | ${f(r.meanUs)} | ${f(r.cpuUs)} | ${f(r.gcPerThousand)} | ${f(r.gcUs)} |`),
     '',
+    burst,
+    '',
   ].join('\n');
+}
+
+const BURST_PREFETCH = 200;
+
+/** The broker's own CPU per message when many are in flight at once (RabbitMQ being a shared server, others' load counts too). */
+async function brokerBurst(probe: DeliveryProbe, amqpUrl: string, n: number): Promise<string> {
+  const pid = listenerPid(Number(new URL(amqpUrl).port || 5672));
+  const cpu0 = pid === undefined ? undefined : cpuMs(pid);
+  const t0 = performance.now();
+  await probe.burst(n);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = pid === undefined ? undefined : cpuMs(pid);
+  const perMessage = cpu0 === undefined || cpu1 === undefined ? 'unknown' : `${(((cpu1 - cpu0) * 1000) / n).toFixed(0)} µs`;
+  return `AMQP burst: ${n} messages published at once with confirms, delivered (prefetch ${BURST_PREFETCH}) and acked one by one (TCP_NODELAY): ${(n / seconds).toFixed(0)} messages/s; RabbitMQ CPU per message ${perMessage}`;
 }
 
 /**
@@ -215,12 +237,12 @@ class DeliveryProbe {
     private readonly queue: string,
   ) {}
 
-  static async open(amqpUrl: string, queue: string, noDelay: boolean): Promise<DeliveryProbe> {
+  static async open(amqpUrl: string, queue: string, noDelay: boolean, prefetch = 2): Promise<DeliveryProbe> {
     const conns = [await amqp.connect(amqpUrl, { noDelay }), await amqp.connect(amqpUrl, { noDelay })];
     const pub = await conns[0].createConfirmChannel();
     await pub.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     const sub = await conns[1].createChannel();
-    await sub.prefetch(2);
+    await sub.prefetch(prefetch);
     const probe = new DeliveryProbe(conns, pub, queue);
     await sub.consume(queue, (msg) => {
       if (!msg) { return; }
@@ -235,6 +257,14 @@ class DeliveryProbe {
     return new Promise<void>((resolve, reject) =>
       this.pub.sendToQueue(this.queue, Buffer.from('{}'), { persistent: true, messageId: id }, (err: unknown) => (err ? reject(new Error('nacked')) : resolve())),
     );
+  }
+
+  /** n messages published at once (confirms in flight together), resolved when all were delivered and acked. */
+  async burst(n: number): Promise<void> {
+    const ids = Array.from({ length: n }, () => randomUUID());
+    const delivered = ids.map((id) => new Promise<void>((resolve) => this.waiting.set(id, resolve)));
+    await Promise.all([...ids.map((id) => this.publish(id)), ...delivered]);
+    for (const id of ids) { this.waiting.delete(id); }
   }
 
   /** Resolves once the confirm came and the consumer got the message (and acked it). */
