@@ -95,7 +95,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
   const redis = createRedis(config.redisUrl, logger, { failFast: true });
   const store = new JobStore(redis, jobStoreOptions(config));
   const topology = topologyFor(prefix, config.jobs.maxAttempts);
-  const broker = new Broker({ url: config.amqpUrl, topology, logger });
+  const broker = new Broker({ urls: config.amqpUrls, topology, logger });
   const { storage, local, clients } = createStorage(config);
   const logFile = path.join(dataDir, 'log.jsonl');
   const fileLogger = pino({ name: 'api', level: 'info', base: { pid: process.pid, name: 'api' } }, pino.destination({ dest: logFile, sync: true }));
@@ -148,15 +148,15 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
     results.push(await step('  Redis: ZREM from the outbox (store.markPublished)', runs, (i) => store.markPublished(ids[Math.max(0, i)])));
     results.push(await step('  one log line with a child logger, to a file (pino, sync)', runs, (i) => fileLogger.child({ jobId: ids[Math.max(0, i)] }).info({ file: SAMPLE_FILE, options }, 'job accepted')));
     for (const noDelay of [false, true]) {
-      probe = await DeliveryProbe.open(config.amqpUrl, `${prefix}.probe`, noDelay);
+      probe = await DeliveryProbe.open(config.amqpUrls[0], `${prefix}.probe`, noDelay);
       const how = noDelay ? 'TCP_NODELAY' : 'amqplib default socket, Nagle on';
       results.push(await step(`AMQP: publish + confirm, a consumer on another connection (${how})`, runs, () => probe!.publish()));
       results.push(await step(`AMQP: publish + confirm + delivery + ack (${how})`, runs, () => probe!.roundTrip()));
       await probe.close();
       probe = undefined;
     }
-    probe = await DeliveryProbe.open(config.amqpUrl, `${prefix}.probe`, true, BURST_PREFETCH);
-    burst = await brokerBurst(probe, config.amqpUrl, runs * 10);
+    probe = await DeliveryProbe.open(config.amqpUrls[0], `${prefix}.probe`, true, BURST_PREFETCH);
+    burst = await brokerBurst(probe, config.amqpUrls[0], runs * 10);
     await probe.close();
     probe = undefined;
     results.push(await step('  decode the message (JSON + zod)', runs, () => decodeMessage(encodeMessage({ id: ids[0], file: SAMPLE_FILE, options }))));
@@ -190,7 +190,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
     for (const s of servers_) { s.closeAllConnections(); s.close(); }
     await probe?.close();
     await broker.close();
-    await deleteTopology(config.amqpUrl, topology).catch(() => undefined);
+    await deleteTopology(config.amqpUrls[0], topology).catch(() => undefined);
     await store.destroy().catch(() => undefined);
     redis.disconnect();
     for (const c of clients) { c.destroy(); }
