@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -6,7 +6,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Cluster } from './support/processes';
-import { freePort } from './support/servers';
+import { freePort, spawnServer, stopChild } from './support/servers';
 import { serviceUrls } from './support/services';
 import { SAMPLE } from './support/sample';
 import { waitFor } from './support/wait';
@@ -33,22 +33,16 @@ async function startProxy(apiPort: number): Promise<Proxy> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-caddy-'));
   const log = path.join(dir, 'caddy.log');
-  const out = fs.openSync(log, 'a');
-  const child: ChildProcess = spawn('caddy', ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
-    env: { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir, PROXY_PORT: String(port), API_HOST: 'localhost', API_PORT: String(apiPort) },
-    stdio: ['ignore', out, out],
-  });
-  fs.closeSync(out);
+  const child = spawnServer(
+    'caddy',
+    ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'],
+    { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir, PROXY_PORT: String(port), API_HOST: 'localhost', API_PORT: String(apiPort) },
+    log,
+  );
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      // Caddy lets open requests finish before it exits; a test's held stream must not keep it.
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
+    // Caddy lets open requests finish before it exits; a test's held stream must not keep it long.
+    await stopChild(child, 'SIGTERM', 5000);
     fs.rmSync(dir, { recursive: true, force: true });
   };
   // Listening is enough: a request would reach the upstream, which may hold it open.
@@ -151,27 +145,19 @@ function firstChunk(url: string): Promise<{ res: http.IncomingMessage; chunk: st
 
     const hold = () => new Promise<void>((resolve) => (release = resolve));
 
-    it('forwards each Server-Sent Event as it is written, not when the stream ends', async () => {
+    it.each([
+      ['each Server-Sent Event', '/api/v1/events', { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' }, 'data: {"active":1}\n\n', 'data: {"active":0}\n\n'],
+      ['a download of known length', '/api/v1/files/local/big.csv', { 'Content-Type': 'text/csv', 'Content-Length': '20' }, 'a,b\n1,2\n', '3,4\n5,6\n7,8\n'],
+    ])('forwards %s as it is written, not when the response ends', async (_what, url, headers, first, rest) => {
       server = await testServer((_req, res) => {
-        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
-        res.write('data: {"active":1}\n\n');
-        void hold().then(() => res.end('data: {"active":0}\n\n'));
+        res.writeHead(200, headers);
+        res.write(first);
+        void hold().then(() => res.end(rest));
       });
       proxy = await startProxy(server.port);
-      const { res, chunk } = await firstChunk(`${proxy.url}/api/v1/events`);
-      expect(res.headers['content-type']).toBe('text/event-stream');
-      expect(chunk).toBe('data: {"active":1}\n\n');
-    });
-
-    it('forwards a download of known length as it is written', async () => {
-      server = await testServer((_req, res) => {
-        res.writeHead(200, { 'Content-Type': 'text/csv', 'Content-Length': '20' });
-        res.write('a,b\n1,2\n');
-        void hold().then(() => res.end('3,4\n5,6\n7,8\n'));
-      });
-      proxy = await startProxy(server.port);
-      const { chunk } = await firstChunk(`${proxy.url}/api/v1/files/local/big.csv`);
-      expect(chunk).toBe('a,b\n1,2\n');
+      const { res, chunk } = await firstChunk(`${proxy.url}${url}`);
+      expect(res.headers['content-type']).toBe(headers['Content-Type']);
+      expect(chunk).toBe(first);
     });
 
     it('streams an upload to the API as it is sent, not once it is complete', async () => {

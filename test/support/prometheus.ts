@@ -1,10 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { freePort } from './servers';
+import { freePort, spawnServer, stopChild } from './servers';
 import { waitFor } from './wait';
 
 /** The value of one series in Prometheus text format, or undefined when it is absent. */
@@ -62,20 +61,15 @@ export async function startPrometheus(config: object): Promise<PrometheusServer>
   const configFile = path.join(dir, 'prometheus.yml');
   fs.writeFileSync(configFile, toYaml(config));
   const log = path.join(dir, 'prometheus.log');
-  const out = fs.openSync(log, 'a');
-  const child: ChildProcess = spawn(
+  const child = spawnServer(
     'prometheus',
     [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-    { stdio: ['ignore', out, out] },
+    process.env,
+    log,
   );
-  fs.closeSync(out);
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(child, 'SIGTERM', 10_000);
     fs.rmSync(dir, { recursive: true, force: true });
   };
   const api = async <T>(endpoint: string): Promise<T> => {
