@@ -223,7 +223,7 @@ function runShell(script: string[], env: Record<string, string>, fakes: string[]
     for (const name of ['api', 'executor']) {
       const config = loadConfig(Object.fromEntries(Object.entries(services[name].environment ?? {}).map(([k, v]) => [k, v ?? ''])));
       expect(decodeURIComponent(new URL(config.redisUrl).password)).toBe(secrets.REDIS_PASSWORD);
-      const amqp = new URL(config.amqpUrl);
+      const amqp = new URL(config.amqpUrls[0]);
       expect([amqp.username, amqp.password]).toEqual([services.rabbitmq.environment?.RABBITMQ_DEFAULT_USER, secrets.RABBITMQ_PASSWORD]);
     }
     expect(Object.keys(volumes)).toEqual(expect.arrayContaining(['redis-data', 'decisum-data', 'prometheus-data', 'grafana-data']));

@@ -2,7 +2,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { collectDefaultMetrics, Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { Cluster, type ServiceProcess } from './support/processes';
 import { hasPrometheus, metricTypes, promqlMetricNames, startPrometheus, type PrometheusServer } from './support/prometheus';
@@ -177,18 +176,6 @@ async function servedMetrics(urls: string[]): Promise<Map<string, string>> {
   return types;
 }
 
-/**
- * Names another branch is bringing in (BRIEF.md, "Contracts"): prom-client's default metrics
- * without a prefix, and the API's http_request_duration_seconds. Until it lands they may be absent.
- */
-async function pendingContractNames(): Promise<Set<string>> {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
-  registry.clear();
-  return new Set([...names, 'http_request_duration_seconds']);
-}
-
 withPrometheus('a real Prometheus scraping a running decisum', () => {
   let cluster: Cluster;
   let executor: ServiceProcess | undefined;
@@ -277,22 +264,15 @@ withPrometheus('a real Prometheus scraping a running decisum', () => {
   it('serves every metric the dashboard and the rules name', async () => {
     expect(executor).toBeDefined();
     const served = await servedMetrics([`${cluster.url}/metrics`, `http://127.0.0.1:${executorPort}/metrics`]);
-    const pending = await pendingContractNames();
     const synthetic = new Set(['up']);
     const missing: string[] = [];
-    const tolerated: string[] = [];
     for (const { where, expr } of expressions) {
       for (const name of promqlMetricNames(expr)) {
         const base = name.replace(/_(bucket|sum|count)$/, '');
         const found =
           synthetic.has(name) || (served.has(name) && !/_(bucket|sum|count)$/.test(name)) || ['histogram', 'summary'].includes(served.get(base) ?? '');
-        if (found) { continue; }
-        if (pending.has(name) || pending.has(base)) { tolerated.push(name); }
-        else { missing.push(`${name} (${where})`); }
+        if (!found) { missing.push(`${name} (${where})`); }
       }
-    }
-    if (tolerated.length) {
-      console.warn(`monitoring.test.ts: not served yet, allowed until the metric-names contract lands: ${[...new Set(tolerated)].sort().join(', ')}`);
     }
     expect(missing).toEqual([]);
   });
