@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { JobStore } from '@decisum/shared';
+import type { ActiveCount, JobStore } from '@decisum/shared';
 
 export interface Metrics {
   registry: Registry;
@@ -19,21 +19,32 @@ export function createMetrics(store: JobStore, registry: Registry): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
-  const counts = async () => store.counts();
+  // The gauges of one scrape are collected together: they share one read of the counts.
+  let pending: Promise<ActiveCount> | undefined;
+  const counts = (): Promise<ActiveCount> => {
+    pending ??= store.counts().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+  const fromCounts = (name: string, help: string, key: keyof ActiveCount) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        this.set((await counts())[key]);
+      },
+    });
+  fromCounts('decisum_jobs_active', 'Jobs in work, queued plus running: what GET /api/v1/jobs/active answers', 'active');
+  fromCounts('decisum_jobs_queued', 'Jobs waiting for an executor', 'queued');
+  fromCounts('decisum_jobs_running', 'Jobs held by an executor with a live lease', 'running');
   new Gauge({
-    name: 'decisum_jobs_queued',
-    help: 'Jobs waiting for an executor',
+    name: 'decisum_jobs_lease_expired',
+    help: 'Running jobs whose lease lapsed and that no executor has claimed again',
     registers,
     async collect() {
-      this.set((await counts()).queued);
-    },
-  });
-  new Gauge({
-    name: 'decisum_jobs_running',
-    help: 'Jobs held by an executor with a live lease',
-    registers,
-    async collect() {
-      this.set((await counts()).running);
+      this.set(await store.expiredLeases());
     },
   });
   return { registry, jobsSubmitted, httpDuration };

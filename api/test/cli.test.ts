@@ -56,6 +56,8 @@ async function decisum(args: string[], options: { env?: Record<string, string>; 
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // A command that exits without reading its input (help, say) may close the pipe first: EPIPE is no failure.
+  child.stdin.on('error', () => undefined);
   child.stdin.end(options.input ?? '');
   const [code] = (await once(child, 'close')) as [number | null];
   return { code, stdout, stderr };

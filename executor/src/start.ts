@@ -12,15 +12,18 @@ export interface RunningExecutor {
 
 /** The executor on a process's services: its metrics (and their endpoint, unless the port is 0), consuming once this resolves. */
 export async function startExecutor(
-  services: Pick<Services, 'store' | 'broker' | 'storage' | 'local' | 'registry'>,
+  services: Pick<Services, 'redis' | 'store' | 'broker' | 'storage' | 'local' | 'registry'>,
   config: Config,
   logger: Logger,
 ): Promise<RunningExecutor> {
   loadFastPath();
-  const metrics = createExecutorMetrics(services.registry);
+  let stopping = false;
+  // Ready while it can take jobs: what /readyz (the container's health check) and decisum_executor_ready report.
+  const checks = () => ({ redis: services.redis.status === 'ready', rabbitmq: services.broker.connected, accepting: !stopping });
+  const metrics = createExecutorMetrics(services.registry, checks);
   let metricsServer: http.Server | undefined;
   if (config.executor.metricsPort > 0) {
-    metricsServer = serveMetrics(services.registry, config.executor.metricsPort);
+    metricsServer = serveMetrics(services.registry, config.executor.metricsPort, checks);
     metricsServer.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
   }
   const { store, broker, storage, local } = services;
@@ -30,6 +33,7 @@ export async function startExecutor(
   return {
     executor,
     async stop(graceMs) {
+      stopping = true;
       await executor.stop(graceMs);
       metricsServer?.close();
     },

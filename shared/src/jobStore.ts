@@ -352,6 +352,11 @@ export class JobStore {
     return { active: queued + running, queued, running };
   }
 
+  /** Running jobs whose lease lapsed: their executor died or stalled, and no executor has claimed them again yet. */
+  async expiredLeases(): Promise<number> {
+    return this.redis.zcount(this.key('running'), '-inf', this.now());
+  }
+
   /** Newest first. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
   async list(opts: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
     const jobs: Job[] = [];

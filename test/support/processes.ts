@@ -178,12 +178,18 @@ export class ServiceProcess {
   }
 }
 
+/** The AWS SDK's switch for its Node 20 notice, as jest.config.js set it, so child processes say no more than the tests do. */
+function sdkNotice(): Record<string, string> {
+  const value = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+  return value === undefined ? {} : { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: value };
+}
+
 /** Starts a process of this kind with exactly this environment (plus PATH) and waits until it is ready. */
 export async function startService(kind: ServiceKind, name: string, env: Record<string, string>): Promise<ServiceProcess> {
   await buildOnce();
   const child = spawn(process.execPath, ENTRIES[kind].args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...sdkNotice(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const proc = new ServiceProcess(name, child);
