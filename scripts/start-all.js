@@ -40,6 +40,11 @@ async function main() {
   if (!fs.existsSync(sample)) { fs.copyFileSync(path.join(root, 'test/fixtures/sample.csv'), sample); }
 
   const env = { ...process.env, DATA_DIR: dataDir };
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    // Said once here rather than by the AWS SDK in each child (its documented switch turns its notice off).
+    console.error(`start: Node ${process.versions.node} is past its end of life; decisum supports Node 22 and 24`);
+    env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ||= 'true';
+  }
   const children = [
     spawn(process.execPath, [path.join(root, 'api/dist/main.js')], { stdio: 'inherit', env }),
     spawn(process.execPath, [path.join(root, 'executor/dist/main.js')], { stdio: 'inherit', env }),

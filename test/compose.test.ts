@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '@decisum/shared';
@@ -17,6 +18,9 @@ const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string
 
 interface Service {
   image?: string;
+  profiles?: string[];
+  logging?: { driver: string; options?: Record<string, string> };
+  mem_limit?: string;
   build?: unknown;
   command?: string[] | string;
   entrypoint?: string[] | string;
@@ -80,64 +84,247 @@ if (!hasCompose) {
   console.warn('compose.test.ts: docker-compose (v1) is not installed, skipping: apt-get install -y docker-compose');
 }
 
+/** `docker-compose config` with this env file as the .env, and only PATH from the environment. */
+function composeConfig(envFile: string): { status: number | null; stdout: string; stderr: string } {
+  // A developer's exported variables or own .env must not change what is checked.
+  return spawnSync('docker-compose', ['--env-file', envFile, '-f', 'docker-compose.yml', 'config'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH },
+  });
+}
+
+/** The ports a service publishes, as [host ip, host port, container port]. */
+function published(service: Service): [string, string, string][] {
+  return (service.ports ?? []).map((p) => {
+    const m = /^(?:([\d.]+):)?(\d+):(\d+)(?:\/tcp)?$/.exec(String(p));
+    if (!m) { throw new Error(`unexpected port ${JSON.stringify(p)}`); }
+    return [m[1] ?? '0.0.0.0', m[2], m[3]];
+  });
+}
+
+/** Runs a shell script as a container would, with a fake `mc` or `minio` that logs its arguments. */
+function runShell(script: string[], env: Record<string, string>, fakes: string[]): { status: number | null; stderr: string; calls: string[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-sh-'));
+  try {
+    const log = path.join(dir, 'calls.log');
+    for (const name of fakes) {
+      fs.writeFileSync(path.join(dir, name), `#!/bin/sh\necho "${name} $*" >> "${log}"\n`, { mode: 0o755 });
+    }
+    const res = spawnSync('sh', script, { encoding: 'utf8', env: { PATH: `${dir}:${process.env.PATH ?? ''}`, ...env } });
+    const calls = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
+    return { status: res.status, stderr: res.stderr, calls };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 (hasCompose ? describe : describe.skip)('docker-compose.yml, as docker-compose config resolves it', () => {
   let services: Record<string, Service>;
   let volumes: Record<string, unknown>;
+  let secrets: Record<string, string>;
+  let tmp: string;
 
   beforeAll(() => {
-    // .env.example as the .env (what a user who copies it gets), and only PATH from the environment:
-    // a developer's exported variables or own .env must not change what is checked.
-    const envFile = path.join(ROOT, '.env.example');
-    const res = spawnSync('docker-compose', ['--env-file', envFile, '-f', 'docker-compose.yml', 'config'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH },
-    });
+    // What a user gets from `node scripts/compose-env.js`: .env.example with fresh secrets.
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-compose-'));
+    const envFile = path.join(tmp, '.env');
+    const gen = spawnSync(process.execPath, [path.join(ROOT, 'scripts/compose-env.js'), envFile], { encoding: 'utf8' });
+    if (gen.status !== 0) { throw new Error(`compose-env.js failed:\n${gen.stderr}`); }
+    secrets = dotenv(fs.readFileSync(envFile, 'utf8'));
+    const res = composeConfig(envFile);
     if (res.status !== 0) { throw new Error(`docker-compose config failed:\n${res.stderr}`); }
     const doc = parseYaml(res.stdout) as { services: Record<string, Service>; volumes: Record<string, unknown> };
     services = doc.services;
     volumes = doc.volumes;
   });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('has Redis, RabbitMQ, MinIO with its seeding job, the API and the executor', () => {
-    expect(Object.keys(services).sort()).toEqual(['api', 'executor', 'minio', 'minio-init', 'rabbitmq', 'redis']);
+  it('refuses to start on .env.example as it is, naming each secret it lacks', () => {
+    expect(composeConfig(path.join(ROOT, '.env.example')).status).not.toBe(0);
+    for (const name of ['REDIS_PASSWORD', 'RABBITMQ_PASSWORD']) {
+      const envFile = path.join(tmp, `without-${name}.env`);
+      fs.writeFileSync(envFile, Object.entries({ ...secrets, [name]: '' }).map(([k, v]) => `${k}=${v}`).join('\n'));
+      const res = composeConfig(envFile);
+      expect({ name, status: res.status, says: res.stderr.includes(`set ${name} in .env`) }).toEqual({ name, status: 1, says: true });
+    }
   });
 
-  it('keeps Redis durable (AOF on a volume) and health-checks Redis, RabbitMQ and MinIO', () => {
-    expect(services.redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
-    expect(services.redis.volumes?.some((v) => String(typeof v === 'string' ? v : v.target).includes('/data'))).toBe(true);
+  it('generates a different random value for every secret, and never overwrites a .env', () => {
+    for (const name of ['REDIS_PASSWORD', 'RABBITMQ_PASSWORD', 'MINIO_ROOT_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'GRAFANA_ADMIN_PASSWORD']) {
+      expect({ name, value: secrets[name] }).toEqual({ name, value: expect.stringMatching(/^[0-9a-f]{48}$/) as string });
+    }
+    const again = spawnSync(process.execPath, [path.join(ROOT, 'scripts/compose-env.js'), path.join(tmp, '.env')], { encoding: 'utf8' });
+    expect(again.status).toBe(1);
+    expect(again.stderr).toContain('exists');
+    expect(dotenv(fs.readFileSync(path.join(tmp, '.env'), 'utf8'))).toEqual(secrets);
+  });
+
+  it('starts the proxy, Redis, RabbitMQ, the API and executors by default; MinIO and monitoring in profiles', () => {
+    const profiles = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, s.profiles ?? []]));
+    expect(profiles).toEqual({
+      proxy: [],
+      redis: [],
+      rabbitmq: [],
+      api: [],
+      executor: [],
+      minio: ['minio'],
+      'minio-init': ['minio'],
+      prometheus: ['monitoring'],
+      grafana: ['monitoring'],
+    });
+    expect(dotenv(read('.env.example')).COMPOSE_PROFILES).toBe('minio');
+  });
+
+  it('scales the API and executors behind a reverse proxy: no container names, no published ports but the proxy’s', () => {
+    for (const name of ['api', 'executor']) {
+      expect({ name, container_name: services[name].container_name, ports: services[name].ports }).toEqual({ name, container_name: undefined, ports: undefined });
+    }
+    const proxy = services.proxy;
+    expect(proxy.image).toMatch(/^caddy:/);
+    expect(published(proxy)).toEqual([['127.0.0.1', '8080', '8080']]);
+    expect(proxy.volumes).toEqual([`${path.join(ROOT, 'deploy/caddy/Caddyfile')}:/etc/caddy/Caddyfile:ro`]);
+    expect(proxy.environment).toEqual({ PROXY_PORT: '8080', API_HOST: 'api', API_PORT: services.api.environment?.PORT });
+    expect(proxy.depends_on).toEqual({ api: { condition: 'service_healthy' } });
+    // The Caddyfile takes exactly these variables.
+    const caddyfile = read('deploy/caddy/Caddyfile');
+    expect([...caddyfile.matchAll(/\{\$([A-Z_]+)(?::[^}]*)?\}/g)].map((m) => m[1]).sort()).toEqual(['API_HOST', 'API_PORT', 'PROXY_PORT']);
+  });
+
+  it('health-checks the API and executors by readiness, and Redis, RabbitMQ and MinIO', () => {
+    for (const name of ['api', 'executor']) {
+      expect(services[name].healthcheck?.test).toEqual(['CMD', 'node', 'scripts/healthcheck.js']);
+    }
+    const script = read('scripts/healthcheck.js');
+    expect(script).toContain('/readyz');
+    expect(script).not.toContain('/metrics');
     expect(services.redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
-    expect(services.rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
-    expect(services.rabbitmq.image).toMatch(/management/);
+    expect(services.rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'check_port_connectivity']);
     expect(services.minio.healthcheck).toBeDefined();
-    expect(Object.keys(volumes)).toEqual(expect.arrayContaining(['redis-data', 'decisum-data']));
+    expect(services.proxy.healthcheck).toBeDefined();
   });
 
-  it('seeds MinIO with the reference sample as s3://decisum/data.csv', () => {
-    const init = services['minio-init'];
-    expect(init.image).toMatch(/^minio\/mc:/);
-    expect(init.depends_on?.minio).toEqual({ condition: 'service_healthy' });
-    const mount = init.volumes!.map((v) => (typeof v === 'string' ? v.split(':')[0] : v.source)).find((s) => s.endsWith('.csv'));
-    expect(mount).toBe(path.join(ROOT, 'test/fixtures/sample.csv'));
-    expect(fs.existsSync(mount!)).toBe(true);
-    expect([init.command].flat().join(' ')).toMatch(/mc mb .*local\/decisum.*mc cp \S+ local\/decisum\/data\.csv/);
-  });
-
-  it('starts the API and the executor only once their servers are healthy and the bucket exists', () => {
+  it('starts the API and executors once Redis and RabbitMQ are healthy, without waiting for MinIO', () => {
     for (const name of ['api', 'executor']) {
       expect(services[name].depends_on).toEqual({
         redis: { condition: 'service_healthy' },
         rabbitmq: { condition: 'service_healthy' },
-        'minio-init': { condition: 'service_completed_successfully' },
       });
     }
   });
 
-  it('lets --scale executor=N multiply the executor: no container name, no published ports', () => {
-    const executor = services.executor;
-    expect(executor.container_name).toBeUndefined();
-    expect(executor.ports).toBeUndefined();
-    expect(services.api.ports).toEqual([expect.objectContaining({ target: 8080 })]);
+  it('keeps Redis durable (AOF on a volume) behind the password REDIS_URL carries', () => {
+    const redis = services.redis;
+    const command = redis.command as string[];
+    expect(command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
+    expect(command[command.indexOf('--requirepass') + 1]).toBe(secrets.REDIS_PASSWORD);
+    expect(redis.environment?.REDISCLI_AUTH).toBe(secrets.REDIS_PASSWORD);
+    expect(redis.volumes?.some((v) => String(typeof v === 'string' ? v : v.target).includes('/data'))).toBe(true);
+    for (const name of ['api', 'executor']) {
+      const config = loadConfig(Object.fromEntries(Object.entries(services[name].environment ?? {}).map(([k, v]) => [k, v ?? ''])));
+      expect(decodeURIComponent(new URL(config.redisUrl).password)).toBe(secrets.REDIS_PASSWORD);
+      const amqp = new URL(config.amqpUrls[0]);
+      expect([amqp.username, amqp.password]).toEqual([services.rabbitmq.environment?.RABBITMQ_DEFAULT_USER, secrets.RABBITMQ_PASSWORD]);
+    }
+    expect(Object.keys(volumes)).toEqual(expect.arrayContaining(['redis-data', 'decisum-data', 'prometheus-data', 'grafana-data']));
+  });
+
+  it('publishes management ports on the host’s loopback only', () => {
+    const all = Object.entries(services).flatMap(([name, s]) => published(s).map(([ip, port]) => ({ name, port, ip })));
+    expect(all.length).toBeGreaterThan(4);
+    for (const p of all) { expect(p).toEqual({ ...p, ip: '127.0.0.1' }); }
+  });
+
+  it('gives the app its own MinIO user, scoped to its bucket, never the root user', () => {
+    const app = services.api.environment ?? {};
+    const init = services['minio-init'];
+    expect(init.environment?.APP_ACCESS_KEY).toBe(app.AWS_ACCESS_KEY_ID);
+    expect(init.environment?.APP_SECRET_KEY).toBe(app.AWS_SECRET_ACCESS_KEY);
+    expect(app.AWS_ACCESS_KEY_ID).not.toBe(services.minio.environment?.MINIO_ROOT_USER);
+    expect(app.AWS_SECRET_ACCESS_KEY).not.toBe(services.minio.environment?.MINIO_ROOT_PASSWORD);
+    expect(init.depends_on).toEqual({ minio: { condition: 'service_healthy' } });
+    const policy = JSON.parse(read('deploy/minio/decisum-app-policy.json')) as { Statement: { Effect: string; Resource: string[]; Action: string[] }[] };
+    const resources = policy.Statement.flatMap((st) => st.Resource);
+    expect(new Set(resources)).toEqual(new Set(['arn:aws:s3:::decisum', 'arn:aws:s3:::decisum/*']));
+    expect(policy.Statement.every((st) => st.Effect === 'Allow' && st.Action.every((a) => a.startsWith('s3:') && !a.includes('*')))).toBe(true);
+    const mounts = (init.volumes as string[]).map((v) => v.split(':').slice(0, 2));
+    expect(mounts).toEqual([
+      [path.join(ROOT, 'deploy/minio/init.sh'), '/seed/init.sh'],
+      [path.join(ROOT, 'deploy/minio/decisum-app-policy.json'), '/seed/decisum-app-policy.json'],
+      [path.join(ROOT, 'test/fixtures/sample.csv'), '/seed/sample.csv'],
+    ]);
+    expect(init.entrypoint).toEqual(['/bin/sh', '/seed/init.sh']);
+  });
+
+  describe('deploy/minio/init.sh, run with a stand-in mc', () => {
+    const seed = path.join(ROOT, 'deploy/minio');
+    const env = (over: Record<string, string>) => ({
+      MINIO_ROOT_USER: 'decisum-admin',
+      MINIO_ROOT_PASSWORD: 'root-secret-1',
+      APP_ACCESS_KEY: 'decisum-app',
+      APP_SECRET_KEY: 'app-secret-1',
+      SEED_DIR: seed,
+      ...over,
+    });
+
+    it('creates the bucket, the app user with the bucket’s policy, and uploads the sample', () => {
+      const res = runShell([path.join(seed, 'init.sh')], env({}), ['mc']);
+      expect(res.status).toBe(0);
+      expect(res.calls).toEqual([
+        'mc alias set local http://minio:9000 decisum-admin root-secret-1',
+        'mc mb --ignore-existing local/decisum',
+        `mc admin policy create local decisum-app ${seed}/decisum-app-policy.json`,
+        'mc admin user add local decisum-app app-secret-1',
+        'mc admin policy attach local decisum-app --user decisum-app',
+        `mc cp ${seed}/sample.csv local/decisum/sample.csv`,
+      ]);
+    });
+
+    it.each([
+      [{ APP_ACCESS_KEY: 'decisum-admin' }, 'AWS_ACCESS_KEY_ID is the MinIO root user'],
+      [{ APP_ACCESS_KEY: '' }, 'AWS_ACCESS_KEY_ID is empty'],
+      [{ APP_SECRET_KEY: 'short' }, 'AWS_SECRET_ACCESS_KEY must have 8 characters or more'],
+      [{ MINIO_ROOT_PASSWORD: '' }, 'MINIO_ROOT_PASSWORD must have 8 characters or more'],
+    ])('refuses %j before touching MinIO', (over, message) => {
+      const res = runShell([path.join(seed, 'init.sh')], env(over), ['mc']);
+      expect({ status: res.status, calls: res.calls }).toEqual({ status: 1, calls: [] });
+      expect(res.stderr).toContain(message);
+    });
+  });
+
+  it('lets neither MinIO nor Grafana fall back to their well-known default passwords', () => {
+    // Compose writes $ as $$ in its output; the container's shell sees one.
+    const shell = (name: string) => (services[name].command as string[])[0].replace(/\$\$/g, '$');
+    expect(services.minio.entrypoint).toEqual(['/bin/sh', '-c']);
+    let res = runShell(['-c', shell('minio')], { MINIO_ROOT_PASSWORD: '' }, ['minio']);
+    expect({ status: res.status, calls: res.calls }).toEqual({ status: 1, calls: [] });
+    expect(res.stderr).toContain('set MINIO_ROOT_PASSWORD');
+    res = runShell(['-c', shell('minio')], { MINIO_ROOT_PASSWORD: secrets.MINIO_ROOT_PASSWORD }, ['minio']);
+    expect({ status: res.status, calls: res.calls }).toEqual({ status: 0, calls: ['minio server /data --console-address :9001'] });
+
+    expect(services.grafana.entrypoint).toEqual(['/bin/sh', '-c']);
+    res = runShell(['-c', shell('grafana')], { GF_SECURITY_ADMIN_PASSWORD: '' }, []);
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain('set GRAFANA_ADMIN_PASSWORD');
+    // Past the guard, it hands over to the image's /run.sh (absent here: the shell's "not found").
+    res = runShell(['-c', shell('grafana')], { GF_SECURITY_ADMIN_PASSWORD: 'x' }, []);
+    expect(res.status).toBe(127);
+    expect(res.stderr).toContain('/run.sh');
+  });
+
+  it('pins every pulled image to a maintained version, RabbitMQ to 4.x', () => {
+    for (const [name, s] of Object.entries(services)) {
+      if (s.build !== undefined) { continue; }
+      expect({ name, image: s.image }).toEqual({ name, image: expect.stringMatching(/:(v?\d+\.\d+\.\d+(-[a-z]+)?|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)$/) as string });
+    }
+    expect(services.rabbitmq.image).toMatch(/^rabbitmq:4\.\d+\.\d+-management$/);
+  });
+
+  it('rotates every service’s logs and limits its memory', () => {
+    for (const [name, s] of Object.entries(services)) {
+      expect({ name, logging: s.logging }).toEqual({ name, logging: { driver: 'json-file', options: { 'max-size': '10m', 'max-file': '5' } } });
+      expect({ name, mem_limit: s.mem_limit }).toEqual({ name, mem_limit: expect.stringMatching(/^\d+[mg]$/) as string });
+    }
   });
 
   it('runs commands that the build produces, with no pre-script needing dev dependencies', () => {
@@ -155,17 +342,29 @@ if (!hasCompose) {
       const known = new Set([...configVariables(), 'DECISUM_ROLE']);
       expect(Object.keys(env).filter((k) => !known.has(k))).toEqual([]);
       const config = loadConfig(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v ?? ''])));
-      expect(config.redisUrl).toBe('redis://redis:6379');
       expect(config.s3.endpoint).toBe('http://minio:9000');
       expect(config.dataDir).toBe('/data');
+      // Prometheus finds executors on this port (deploy/prometheus/prometheus.yml).
+      expect(config.executor.metricsPort).toBe(9464);
       expect(services[name].volumes).toEqual(['decisum-data:/data:rw']);
     }
+    expect(read('deploy/prometheus/prometheus.yml')).toContain('port: 9464');
   });
 
   it('waits longer than SHUTDOWN_GRACE_MS before killing a stopping executor', () => {
     const env = services.executor.environment ?? {};
     const graceMs = loadConfig({ SHUTDOWN_GRACE_MS: env.SHUTDOWN_GRACE_MS ?? '' }).shutdownGraceMs;
     expect(seconds(services.executor.stop_grace_period ?? '10s') * 1000).toBeGreaterThan(graceMs);
+  });
+});
+
+describe('one name for the sample everywhere', () => {
+  it('is sample.csv in the image, in npm start, in MinIO and in the README’s first curl', () => {
+    expect(read('Dockerfile')).toMatch(/^COPY --chown=node:node test\/fixtures\/sample\.csv \/data\/sample\.csv$/m);
+    expect(read('scripts/start-all.js')).toContain("path.join(dataDir, 'sample.csv')");
+    expect(read('deploy/minio/init.sh')).toContain('local/decisum/sample.csv');
+    const firstCurl = /^\$ curl .*$/m.exec(read('README.md'))?.[0];
+    expect(firstCurl).toContain('{"file":"sample.csv"}');
   });
 });
 
@@ -185,7 +384,9 @@ describe('.env.example', () => {
   });
 
   it('names every variable docker-compose.yml reads', () => {
-    const used = new Set([...read('docker-compose.yml').matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]));
+    // $${X} is the container shell's own variable, written $$ to escape compose's interpolation.
+    const used = new Set([...read('docker-compose.yml').matchAll(/(?<!\$)\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]));
+    expect(used.size).toBeGreaterThan(20);
     expect([...used].filter((v) => !(v in example))).toEqual([]);
   });
 });
@@ -225,7 +426,9 @@ describe('Dockerfile', () => {
     expect(lines).toContain('RUN npm run build');
     expect(lines.some((l) => l.startsWith('RUN npm ci --omit=dev'))).toBe(true);
     expect(lines.filter((l) => l.startsWith('USER ')).pop()).toBe('USER node');
-    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24-slim$/m);
+    // Pinned to a Node 24 release: .ci/run tests on this same version (see 'Node' in the README).
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24\.\d+\.\d+-[a-z]+-slim$/m);
+    expect(read('.ci/run')).toContain('NODE_IMAGE');
     expect(lines.some((l) => l.startsWith('HEALTHCHECK '))).toBe(true);
   });
 

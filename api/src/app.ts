@@ -1,11 +1,13 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
 import type { Broker, JobStore, Logger, Storage } from '@decisum/shared';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
-import { createDocsRouter } from './openapi';
+import { createOperationsRouter } from './routes/operations';
+import { ApiDocs, createDocsRouter, type OpenApiDocument } from './openapi';
 import { notFound, problemHandler } from './problem';
-import type { Metrics } from './metrics';
+import { timeRequests, type Metrics } from './metrics';
 
 export interface AppDeps {
   store: JobStore;
@@ -17,45 +19,49 @@ export interface AppDeps {
   ready?: Record<string, () => Promise<boolean>>;
 }
 
+/** The HTTP app, and the OpenAPI document its routes wrote. */
+export type App = Express & { readonly openapi: OpenApiDocument };
+
+/** Probes and scrapes come every few seconds: their request lines are debug. */
+const QUIET = new Set(['/healthz', '/readyz', '/metrics']);
+
 /** Builds the HTTP app from its dependencies; main.ts opens the connections and listens. */
-export function createApp(deps: AppDeps): Express {
-  const { logger } = deps;
+export function createApp(deps: AppDeps): App {
+  const { logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', true);
-  app.use((req, res, next) => {
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      logger.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms }, 'request');
-    });
-    next();
-  });
+  if (metrics) { app.use(timeRequests(metrics)); }
+  app.use(
+    pinoHttp({
+      logger,
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (req, res, err) => {
+        if (err || res.statusCode >= 500) { return 'error'; }
+        return QUIET.has((req as express.Request).originalUrl.split('?')[0]) ? 'debug' : 'info';
+      },
+      // Lines about one job carry its id, as every other line about it does.
+      customProps: (_req, res) => {
+        const jobId: unknown = (res as express.Response).locals?.jobId;
+        return typeof jobId === 'string' ? { jobId } : {};
+      },
+    }),
+  );
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    const checks: Record<string, boolean> = { rabbitmq: deps.broker.connected };
-    for (const [name, check] of Object.entries(deps.ready ?? {})) {
-      checks[name] = await check().catch(() => false);
-    }
-    const ok = Object.values(checks).every(Boolean);
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks });
-  });
-  if (deps.metrics) {
-    const { registry } = deps.metrics;
-    app.get('/metrics', async (_req, res) => {
-      res.type(registry.contentType).send(await registry.metrics());
-    });
-  }
-
-  app.use('/api/v1/jobs', express.json({ limit: '64kb' }), createJobsRouter(deps));
-  app.use('/api/v1/files', createFilesRouter({ storage: deps.storage, logger }));
-  app.use(createDocsRouter());
+  const docs = new ApiDocs();
+  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics }, docs));
+  const jobs = '/api/v1/jobs';
+  const files = '/api/v1/files';
+  app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
+  app.use(files, createFilesRouter(deps, docs, files));
+  const { router: docsRouter, document } = createDocsRouter(docs);
+  app.use(docsRouter);
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));
 
   app.use(notFound);
   app.use(problemHandler(logger));
-  return app;
+  return Object.assign(app, { openapi: document });
 }

@@ -2,138 +2,178 @@
  * The decisum CLI (`npx decisum …`, api/bin/decisum.js). Data goes to stdout, messages to stderr;
  * the exit codes are in cli/client.ts and the help text.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CliError, EXIT, usageError } from './cli/client';
-import { activeCommand, generateCsvCommand, type Global, type Io, statusCommand, submitCommand, uploadCommand } from './cli/commands';
-import { USAGE } from './cli/usage';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import type { JobStatus } from '@decisum/shared';
+import { CliError, EXIT } from './cli/client';
+import {
+  activeCommand,
+  cancelCommand,
+  downloadCommand,
+  generateCsvCommand,
+  type GenerateOptions,
+  type Global,
+  type Io,
+  KINDS,
+  listCommand,
+  type ListOptions,
+  statusCommand,
+  submitCommand,
+  type SubmitOptions,
+  uploadCommand,
+} from './cli/commands';
+import { COMMAND_HELP, type CommandName, DESCRIPTION, examplesText, PROGRAM_AFTER } from './cli/usage';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
-const GLOBAL_OPTIONS = {
-  url: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
+/** JOB_STATUSES, spelled out: importing the shared package's values would load the storage clients at every start. */
+export const LIST_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
 
-const COMMANDS = {
-  'generate-csv': {
-    positionals: [],
-    options: {
-      rows: { type: 'string' },
-      cols: { type: 'string' },
-      kind: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-    },
-  },
-  submit: {
-    positionals: ['LOCATION'],
-    options: {
-      step: { type: 'string' },
-      offset: { type: 'string' },
-      delimiter: { type: 'string' },
-      'no-header': { type: 'boolean' },
-      'idempotency-key': { type: 'string' },
-      wait: { type: 'boolean' },
-    },
-  },
-  status: { positionals: ['ID'], options: { wait: { type: 'boolean' } } },
-  active: { positionals: [], options: {} },
-  upload: { positionals: ['FILE', '[LOCATION]'], options: {} },
-} as const satisfies Record<string, { positionals: readonly string[]; options: ParseArgsConfig['options'] }>;
+interface GlobalFlags {
+  url?: string;
+  token?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
 
-type Command = keyof typeof COMMANDS;
+function version(): string {
+  // dist/cli.js and src/cli.ts both sit one folder below the workspace's package.json.
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
-function isCommand(name: string): name is Command {
-  return Object.hasOwn(COMMANDS, name);
+/**
+ * Builds the program: commander parses, writes help and usage errors through io; each action stores
+ * its exit code through setCode.
+ */
+function program(io: Io, env: NodeJS.ProcessEnv, setCode: (code: number) => void, setCurrent: (name: string) => void): Command {
+  const root = new Command('decisum')
+    .description(DESCRIPTION)
+    .version(`decisum ${version()}`, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show this help')
+    .helpCommand(false)
+    .option('-u, --url <url>', `the API (default: $DECISUM_URL, else ${DEFAULT_URL})`)
+    .option('--token <token>', 'bearer token for the API (default: $DECISUM_TOKEN)')
+    .option('-j, --json', 'print JSON (the job, the page, the count) instead of text')
+    .option('-q, --quiet', 'no progress or messages on stderr; errors only')
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .addHelpText('after', PROGRAM_AFTER)
+    .exitOverride()
+    .hook('preAction', (_root, action) => setCurrent(action.name() === 'help' ? 'decisum' : `decisum ${action.name()}`));
+  configure(root, 'decisum', io);
+
+  const globals = (cmd: Command): Global => {
+    const g = cmd.optsWithGlobals<GlobalFlags>();
+    return {
+      url: g.url ?? (env.DECISUM_URL || DEFAULT_URL),
+      token: g.token ?? (env.DECISUM_TOKEN || undefined),
+      json: g.json === true,
+      quiet: g.quiet === true,
+    };
+  };
+  const command = (name: CommandName, args: string) => {
+    const help = COMMAND_HELP[name];
+    const cmd = root.command(`${name}${args ? ` ${args}` : ''}`).summary(help.summary).description(help.description).addHelpText('after', examplesText(name));
+    configure(cmd, `decisum ${name}`, io);
+    return cmd;
+  };
+  const run = (work: Promise<number>) => work.then(setCode);
+
+  command('submit', '<location>')
+    .option('-s, --step <n>', 'sum every n-th data column (default: 10)')
+    .option('-o, --offset <n>', '0-based first column to sum (default: 0)')
+    .option('-d, --delimiter <d>', 'one of , ; | tab auto (default: detected)')
+    .option('--no-header', 'the first line is data, not a header')
+    .option('-k, --idempotency-key <key>', 'a retried submit with the same key returns the same job')
+    .option('-w, --wait', 'follow the job and print its sums')
+    .action((location: string, o: SubmitOptions, cmd: Command) => run(submitCommand(io, globals(cmd), location, o)));
+
+  command('status', '<id>')
+    .option('-w, --wait', 'follow the job until it finishes')
+    .action((id: string, o: { wait?: boolean }, cmd: Command) => run(statusCommand(io, globals(cmd), id, o.wait === true)));
+
+  command('cancel', '<id>').action((id: string, _o: unknown, cmd: Command) => run(cancelCommand(io, globals(cmd), id)));
+
+  command('list', '')
+    .addOption(new Option('-s, --status <status>', 'only jobs in this state').choices(LIST_STATUSES))
+    .option('-n, --limit <n>', 'jobs per page, 1 to 1000 (default: 20)')
+    .option('-c, --cursor <cursor>', 'start after a previous page (the number it ended with)')
+    .option('-a, --all', 'follow every page')
+    .action((o: ListOptions, cmd: Command) => run(listCommand(io, globals(cmd), o)));
+
+  command('active', '').action((_o: unknown, cmd: Command) => run(activeCommand(io, globals(cmd))));
+
+  command('upload', '<file> [location]')
+    .option('-f, --force', 'replace LOCATION if it exists')
+    .action((file: string, location: string | undefined, o: { force?: boolean }, cmd: Command) =>
+      run(uploadCommand(io, globals(cmd), file, location, o)),
+    );
+
+  command('download', '<location> [file]')
+    .option('-f, --force', 'replace FILE if it exists')
+    .action((location: string, file: string | undefined, o: { force?: boolean }, cmd: Command) =>
+      run(downloadCommand(io, globals(cmd), location, file, o)),
+    );
+
+  command('generate-csv', '')
+    .option('-r, --rows <n>', 'data rows')
+    .option('-c, --cols <n>', 'data columns')
+    .addOption(new Option('-k, --kind <kind>', 'what the numbers look like').choices(KINDS).default('sample'))
+    .option('--seed <n>', 'the random seed (default: 42)')
+    .option('-o, --out <file>', 'write here instead of stdout')
+    .action((o: GenerateOptions) => run(generateCsvCommand(io, o)));
+
+  // Ours, not commander's, so `decisum help nope` says the command is unknown instead of printing all the help.
+  root
+    .command('help [command]')
+    .summary('show help for a command')
+    .action((name: string | undefined) => {
+      if (name === undefined) {
+        root.outputHelp();
+        return;
+      }
+      const sub = root.commands.find((c) => c.name() === name);
+      if (!sub) { throw new CliError(`unknown command '${name}'`, EXIT.USAGE); }
+      sub.outputHelp();
+    });
+  return root;
+}
+
+/** Where commander writes, and how its usage errors read: `decisum submit: unknown option '--frob'`. */
+function configure(cmd: Command, name: string, io: Io): void {
+  cmd
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`${name}: ${s.replace(/^error: /, '')}`),
+    })
+    .showHelpAfterError(`Run ${name} --help for usage.`)
+    .showSuggestionAfterError(true);
 }
 
 /** Runs one invocation and returns its exit code; exits the process itself only on Ctrl-C during --wait. */
-export async function main(argv: string[], io: Io, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(argv: string[], stdio: Io, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let code: number = EXIT.OK;
+  let current = 'decisum';
+  const root = program(stdio, env, (c) => (code = c), (name) => (current = name));
   try {
-    return await dispatch(argv, io, env);
+    await root.parseAsync(argv, { from: 'user' });
+    return code;
   } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander wrote the help or the message already. A bare `decisum` shows the help as an error (exit 1 there).
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
     if (err instanceof CliError) {
-      io.stderr.write(`decisum: ${err.message}\n`);
-      if (err.exitCode === EXIT.USAGE) { io.stderr.write('Run decisum --help for usage.\n'); }
+      stdio.stderr.write(`${current}: ${err.message}\n`);
+      if (err.exitCode === EXIT.USAGE) { stdio.stderr.write(`Run ${current} --help for usage.\n`); }
       return err.exitCode;
     }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EPIPE') { return EXIT.OK; } // the reader went away (decisum generate-csv | head)
-    io.stderr.write(`decisum: ${err instanceof Error ? err.message : String(err)}\n`);
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') { return EXIT.OK; } // the reader went away (decisum generate-csv | head)
+    stdio.stderr.write(`decisum: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT.UNAVAILABLE;
   }
-}
-
-async function dispatch(argv: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
-  const name = commandName(argv);
-  if (name === undefined) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      io.stdout.write(USAGE);
-      return EXIT.OK;
-    }
-    throw usageError(argv.length === 0 ? 'no command given' : `no command in: ${argv.join(' ')}`);
-  }
-  if (!isCommand(name)) { throw usageError(`unknown command "${name}"`); }
-  const rest = argv.slice();
-  rest.splice(argv.indexOf(name), 1);
-  const globals = (values: { url?: string; json?: boolean }): Global => ({
-    url: values.url ?? (env.DECISUM_URL || DEFAULT_URL),
-    json: values.json ?? false,
-  });
-  switch (name) {
-    case 'generate-csv': {
-      const args = parse(name, rest, io);
-      return args ? generateCsvCommand(io, args.values) : EXIT.OK;
-    }
-    case 'submit': {
-      const args = parse(name, rest, io);
-      return args ? submitCommand(io, globals(args.values), args.positionals[0], args.values) : EXIT.OK;
-    }
-    case 'status': {
-      const args = parse(name, rest, io);
-      return args ? statusCommand(io, globals(args.values), args.positionals[0], args.values.wait === true) : EXIT.OK;
-    }
-    case 'active': {
-      const args = parse(name, rest, io);
-      return args ? activeCommand(io, globals(args.values)) : EXIT.OK;
-    }
-    case 'upload': {
-      const args = parse(name, rest, io);
-      return args ? uploadCommand(io, globals(args.values), args.positionals[0], args.positionals[1]) : EXIT.OK;
-    }
-  }
-}
-
-/** The first word that is neither an option nor the value of --url (`decisum --url X active`). */
-function commandName(argv: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--url') { i++; }
-    else if (!a.startsWith('-')) { return a; }
-  }
-  return undefined;
-}
-
-/** Parses one command's arguments and checks its positionals; undefined when --help was shown. */
-function parse<C extends Command>(name: C, args: string[], io: Io) {
-  const spec: { positionals: readonly string[]; options: (typeof COMMANDS)[C]['options'] } = COMMANDS[name];
-  const options = { ...GLOBAL_OPTIONS, ...spec.options };
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw usageError(`${name}: ${(err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ')}`);
-  }
-  if (parsed.values.help) {
-    io.stdout.write(USAGE);
-    return undefined;
-  }
-  const required = spec.positionals.filter((p) => !p.startsWith('['));
-  if (parsed.positionals.length < required.length || parsed.positionals.length > spec.positionals.length) {
-    throw usageError(`usage: decisum ${name} ${spec.positionals.join(' ')}`.trimEnd());
-  }
-  return parsed;
 }
 
 /** The process entry: the bin shim and `node api/dist/cli.js` both land here. */

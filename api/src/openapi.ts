@@ -1,29 +1,38 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
+import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import swaggerUi from 'swagger-ui-express';
 import {
   ActiveCountSchema,
   ColumnSumSchema,
-  ERROR_CODES,
+  FileListingSchema,
+  FileWrittenSchema,
   JOB_STATUSES,
   JobErrorSchema,
   JobOptionsSchema,
+  JobPageSchema,
   JobResultSchema,
   JobSchema,
   JobSubmissionSchema,
+  ProblemSchema,
   ProgressSchema,
   type Job,
 } from '@decisum/shared';
-import { ListQuerySchema } from './routes/jobs';
 import { problemIdentity } from './problem';
 
 /*
- * The document is generated from the schemas that validate requests and records (shared/src/job.ts).
- * Examples ride on `.meta()` clones made here, so the shared schemas stay free of documentation.
+ * The OpenAPI document is written by the routes themselves: each router adds its handlers through
+ * `Routes.add`, which registers the operation beside the handler. The schemas are the ones that
+ * validate requests and records (shared/); examples ride on `.meta()` clones made here, so the
+ * shared schemas stay free of documentation.
  */
 
-const SAMPLE_ID = '0b7f6a52-3c1e-4e8a-9d2b-5f4c7e1a9b30';
+export type OpenApiDocument = ReturnType<OpenApiGeneratorV31['generateDocument']>;
+export type Method = 'get' | 'put' | 'post' | 'delete';
+/** An operation as registered, its path relative to the router's base. */
+export type Operation = Omit<RouteConfig, 'method'>;
+
+export const SAMPLE_ID = '0b7f6a52-3c1e-4e8a-9d2b-5f4c7e1a9b30';
 
 const sampleColumns = [
   ['col0', 1, '87.231379072549653118'],
@@ -38,99 +47,51 @@ const sampleResult = {
   columns: sampleColumns.map(([name, index, sum]) => ({ name, index, sum, value: Number(sum), count: 168 })),
 };
 
-const queuedJob: Job = {
-  id: SAMPLE_ID,
-  status: 'queued',
-  file: 's3://decisum/data.csv',
-  options: { step: 10, offset: 0 },
-  createdAt: '2025-01-01T12:00:00.000Z',
-  attempts: 0,
-  progress: { bytesRead: 0, bytesTotal: 0, rows: 0 },
-};
+/** Example jobs for the documents' responses. */
+export const examples = (() => {
+  const queued: Job = {
+    id: SAMPLE_ID,
+    status: 'queued',
+    file: 's3://decisum/data.csv',
+    options: { step: 10, offset: 0 },
+    createdAt: '2025-01-01T12:00:00.000Z',
+    attempts: 0,
+    progress: { bytesRead: 0, bytesTotal: 0, rows: 0 },
+  };
+  const succeeded: Job = {
+    ...queued,
+    status: 'succeeded',
+    startedAt: '2025-01-01T12:00:00.120Z',
+    finishedAt: '2025-01-01T12:00:00.180Z',
+    attempts: 1,
+    progress: { bytesRead: 311_548, bytesTotal: 311_548, rows: 168 },
+    result: sampleResult,
+  };
+  const failed: Job = {
+    ...queued,
+    id: '7c2d9e14-81a0-4f3b-b6c5-2e9d0a4f8c61',
+    file: 'reports/bad.csv',
+    status: 'failed',
+    startedAt: '2025-01-01T12:01:00.050Z',
+    finishedAt: '2025-01-01T12:01:00.061Z',
+    attempts: 1,
+    progress: { bytesRead: 4096, bytesTotal: 9_812, rows: 11 },
+    error: { code: 'NON_NUMERIC', message: 'row 12, column col10: "n/a" is not a number', row: 12, column: 'col10' },
+  };
+  return { queued, succeeded, failed };
+})();
 
-const succeededJob: Job = {
-  ...queuedJob,
-  status: 'succeeded',
-  startedAt: '2025-01-01T12:00:00.120Z',
-  finishedAt: '2025-01-01T12:00:00.180Z',
-  attempts: 1,
-  progress: { bytesRead: 311_548, bytesTotal: 311_548, rows: 168 },
-  result: sampleResult,
-};
+export const PROBLEM = 'application/problem+json';
+export const BINARY = { type: 'string', format: 'binary' } as const;
 
-const failedJob: Job = {
-  ...queuedJob,
-  id: '7c2d9e14-81a0-4f3b-b6c5-2e9d0a4f8c61',
-  file: 'reports/bad.csv',
-  status: 'failed',
-  startedAt: '2025-01-01T12:01:00.050Z',
-  finishedAt: '2025-01-01T12:01:00.061Z',
-  attempts: 1,
-  progress: { bytesRead: 4096, bytesTotal: 9_812, rows: 11 },
-  error: { code: 'NON_NUMERIC', message: 'row 12, column col10: "n/a" is not a number', row: 12, column: 'col10' },
-};
+/** `.meta({ id })` clones a schema under a component name; the shared originals stay untouched. */
+function named<S extends z.ZodType>(id: string, schema: S, meta: Record<string, unknown> = {}): S {
+  return schema.meta({ id, ...meta });
+}
 
-const problem = (code: string, status: number, detail: string, extra: Record<string, unknown> = {}) => ({
-  ...problemIdentity(code),
-  status,
-  detail,
-  code,
-  ...extra,
-});
-
-/** Schemas of the files API and the operational endpoints, which have no zod schema of their own elsewhere. */
-export const FileEntrySchema = z.object({
-  path: z.string().describe('relative to the listed root: the path under DATA_DIR, or the S3 key'),
-  location: z.string().describe('the LOCATION to submit as a job\'s `file`'),
-  size: z.number().int().describe('bytes'),
-  modified: z.string().describe('ISO 8601 modification time'),
-});
-
-export const FileListingSchema = z.object({
-  location: z.string(),
-  entries: z.array(FileEntrySchema),
-});
-
-export const FileWrittenSchema = z.object({
-  location: z.string(),
-  size: z.number().int(),
-  modified: z.string(),
-});
-
-export const ProblemSchema = z.object({
-  type: z.string().describe('a URI naming the kind of problem'),
-  title: z.string(),
-  status: z.number().int(),
-  detail: z.string().describe('what went wrong, in words'),
-  code: z.enum(ERROR_CODES).describe('stable code to match on'),
-  row: z.number().int().optional(),
-  column: z.string().optional(),
-  fields: z.array(z.string()).optional().describe('for VALIDATION: the fields at fault'),
-});
-
-const jobPageOf = <J extends z.ZodType>(job: J) =>
-  z.object({
-    jobs: z.array(job),
-    nextCursor: z.string().optional().describe('pass as `cursor` for the next page; absent on the last page'),
-  });
-export const JobPageSchema = jobPageOf(JobSchema);
-
-export const HealthSchema = z.object({ status: z.literal('ok') });
-export const ReadySchema = z.object({
-  status: z.enum(['ready', 'unavailable']),
-  checks: z.record(z.string(), z.boolean()).describe('each dependency by name: whether it answered'),
-});
-
-const PROBLEM = 'application/problem+json';
-const BINARY = { type: 'string', format: 'binary' } as const;
-
-export function buildOpenApi(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
-  const registry = new OpenAPIRegistry();
-
-  // `.meta({ id })` clones a schema under a component name; the shared originals stay untouched.
-  const named = <S extends z.ZodType>(id: string, schema: S, meta: Record<string, unknown> = {}): S => schema.meta({ id, ...meta });
-  const ColumnSum = named('ColumnSum', ColumnSumSchema);
-  const JobResult = named('JobResult', JobResultSchema.extend({ columns: z.array(ColumnSum) }), { example: sampleResult });
+/** The named components operations refer to. */
+function components() {
+  const JobResult = named('JobResult', JobResultSchema.extend({ columns: z.array(named('ColumnSum', ColumnSumSchema)) }), { example: sampleResult });
   const Job = named(
     'Job',
     JobSchema.extend({
@@ -140,321 +101,130 @@ export function buildOpenApi(): ReturnType<OpenApiGeneratorV31['generateDocument
       error: named('JobError', JobErrorSchema).optional(),
     }),
   );
-  const JobPage = named('JobPage', jobPageOf(Job));
-  const ActiveCount = named('ActiveCount', ActiveCountSchema, { example: { active: 3, queued: 1, running: 2 } });
-  const Submission = named('JobSubmission', JobSubmissionSchema);
-  const Problem = named('Problem', ProblemSchema);
-  const FileListing = named('FileListing', FileListingSchema);
-  const FileWritten = named('FileWritten', FileWrittenSchema);
-
-  const problems = (...cases: [number, string, string, string, Record<string, unknown>?][]) =>
-    Object.fromEntries(
-      cases.map(([status, description, code, detail, extra]) => [
-        status,
-        { description, content: { [PROBLEM]: { schema: Problem, example: problem(code, status, detail, extra) } } },
-      ]),
-    );
-  const unavailable = problems([503, 'The job store is unreachable; retry after `Retry-After` seconds', 'STORE_UNAVAILABLE', 'the job store is unavailable; try again shortly']);
-  const jobJson = (description: string, examples: Record<string, Job>) => ({
-    description,
-    content: {
-      'application/json': {
-        schema: Job,
-        examples: Object.fromEntries(Object.entries(examples).map(([k, value]) => [k, { value }])),
-      },
-    },
-  });
-  const idParams = z.object({ id: z.string().min(1).max(100).meta({ description: 'the job id', example: SAMPLE_ID }) });
-
-  registry.registerPath({
-    method: 'post',
-    path: '/api/v1/jobs',
-    tags: ['jobs'],
-    summary: 'Submit a job',
-    description:
-      'Records the job and publishes it to the work queue; answers 202 only once both hold it. ' +
-      'A local file that does not exist is refused with 404 here; anything not checkable at once fails the job later.',
-    request: {
-      headers: z.object({
-        'Idempotency-Key': z.string().min(1).max(255).optional().meta({
-          description: 'a repeated request with the same key and body returns the first job instead of a new one',
-        }),
-      }),
-      body: {
-        required: true,
-        content: {
-          'application/json': {
-            schema: Submission,
-            examples: {
-              sample: { summary: 'every 10th column', value: { file: 's3://decisum/data.csv' } },
-              tenth: { summary: 'the 10th, 20th, … columns', value: { file: 'reports/a.csv', offset: 9 } },
-              options: { summary: 'all options', value: { file: 'file:reports/a.tsv', step: 5, offset: 1, delimiter: '\t', header: true } },
-            },
-          },
-        },
-      },
-    },
-    responses: {
-      202: {
-        ...jobJson('Accepted: the job is queued', { queued: queuedJob }),
-        headers: z.object({
-          Location: z.string().meta({ example: `/api/v1/jobs/${SAMPLE_ID}` }),
-          'Idempotent-Replayed': z.literal('true').optional().meta({ description: 'present when an earlier job was returned' }),
-        }),
-      },
-      ...problems(
-        [400, 'Invalid body, a path outside DATA_DIR, or a bucket in a region S3 will not redirect to (S3_WRONG_REGION)', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
-        [403, 'Storage refused access (FILE_ACCESS_DENIED), or decisum\'s S3 credentials are missing or refused (S3_CREDENTIALS_MISSING, S3_CREDENTIALS_INVALID)', 'FILE_ACCESS_DENIED', 's3://decisum/data.csv: access denied'],
-        [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
-        [413, 'The body is too large', 'VALIDATION', 'the request body is too large'],
-        [422, 'The Idempotency-Key was used for a different request', 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request'],
-      ),
-      ...problems([503, 'The job store or broker is unreachable; nothing was accepted', 'BROKER_UNAVAILABLE', 'the queue is unavailable; try again shortly']),
-    },
-  });
-
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/jobs',
-    tags: ['jobs'],
-    summary: 'List jobs, newest first',
-    request: { query: ListQuerySchema },
-    responses: {
-      200: {
-        description: 'A page of jobs',
-        content: { 'application/json': { schema: JobPage, example: { jobs: [succeededJob], nextCursor: '41' } } },
-      },
-      ...problems([400, 'Invalid query', 'VALIDATION', 'invalid limit: Too small: expected number to be >=1', { fields: ['limit'] }]),
-      ...unavailable,
-    },
-  });
-
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/jobs/active',
-    tags: ['jobs'],
-    summary: 'Count jobs in work',
-    description: '`active = queued + running`; a running job counts only while its executor renews its lease.',
-    responses: {
-      200: { description: 'The counts', content: { 'application/json': { schema: ActiveCount } } },
-      ...unavailable,
-    },
-  });
-
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/jobs/{id}',
-    tags: ['jobs'],
-    summary: 'Get a job',
-    description: '`result` is present once the job succeeded, `error` once it failed. Poll until `status` is final.',
-    request: { params: idParams },
-    responses: {
-      200: jobJson('The job', { succeeded: succeededJob, failed: failedJob, queued: queuedJob }),
-      ...problems([404, 'No such job', 'JOB_NOT_FOUND', `no job with id ${SAMPLE_ID}`]),
-      ...unavailable,
-    },
-  });
-
-  registry.registerPath({
-    method: 'delete',
-    path: '/api/v1/jobs/{id}',
-    tags: ['jobs'],
-    summary: 'Cancel a queued or running job',
-    request: { params: idParams },
-    responses: {
-      200: jobJson('The cancelled job', { cancelled: { ...queuedJob, status: 'cancelled', finishedAt: '2025-01-01T12:00:01.000Z' } }),
-      ...problems(
-        [404, 'No such job', 'JOB_NOT_FOUND', `no job with id ${SAMPLE_ID}`],
-        [409, 'The job already finished', 'JOB_FINISHED', `job ${SAMPLE_ID} already succeeded; only queued or running jobs can be cancelled`],
-      ),
-      ...unavailable,
-    },
-  });
-
-  const fileProblems = problems(
-    [400, 'A path outside DATA_DIR, or an invalid bucket name', 'PATH_OUTSIDE_DATA_DIR', '../x.csv is outside DATA_DIR: give a path relative to it'],
-    [403, 'Storage refused access', 'FILE_ACCESS_DENIED', 'access denied to s3://decisum/data.csv'],
-    [404, 'The file does not exist', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
-  );
-  const storageDown = problems([503, 'Storage is unreachable', 'STORAGE_UNAVAILABLE', 'storage did not answer; try again shortly']);
-  const listing = (example: object) => ({
-    200: { description: 'The files under the folder, recursively', content: { 'application/json': { schema: FileListing, example } } },
-    ...fileProblems,
-    ...storageDown,
-  });
-  const download = {
-    200: {
-      description: 'The file, streamed; a path ending in `/` lists the folder instead (see the listing operation)',
-      content: {
-        'text/csv': { schema: BINARY },
-        'application/octet-stream': { schema: BINARY },
-        'application/json': { schema: FileListing },
-      },
-    },
-    ...fileProblems,
-    ...storageDown,
+  return {
+    Job,
+    JobPage: named('JobPage', JobPageSchema.extend({ jobs: z.array(Job) })),
+    ActiveCount: named('ActiveCount', ActiveCountSchema, { example: { active: 3, queued: 1, running: 2 } }),
+    JobSubmission: named('JobSubmission', JobSubmissionSchema),
+    Problem: named('Problem', ProblemSchema),
+    FileListing: named('FileListing', FileListingSchema),
+    FileWritten: named('FileWritten', FileWrittenSchema),
   };
-  const upload = (location: string) => ({
-    201: {
-      description: 'Written; `Location` is the file\'s URL',
-      content: { 'application/json': { schema: FileWritten, example: { location, size: 311_548, modified: '2025-01-01T12:00:00.000Z' } } },
-    },
-    ...fileProblems,
-    ...storageDown,
-  });
-  const uploadBody = {
-    required: true,
-    description: 'The file\'s bytes, streamed to storage (send `Content-Length` when known)',
-    content: { 'application/octet-stream': { schema: BINARY }, 'text/csv': { schema: BINARY } },
-  };
-  const localPath = z.object({
-    path: z.string().meta({ description: 'path under DATA_DIR; may contain `/`', example: 'reports/a.csv' }),
-  });
-  const s3Params = z.object({
-    bucket: z.string().meta({ example: 'decisum' }),
-    key: z.string().meta({ description: 'object key; may contain `/`', example: 'data.csv' }),
-  });
-  const bucketParam = z.object({ bucket: z.string().meta({ example: 'decisum' }) });
-
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/files/local/',
-    tags: ['files'],
-    summary: 'List the files under DATA_DIR',
-    description: 'Any path ending in `/` lists that folder: `/api/v1/files/local/reports/`.',
-    responses: listing({ location: '', entries: [{ path: 'data.csv', location: 'data.csv', size: 311_548, modified: '2025-01-01T12:00:00.000Z' }] }),
-  });
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/files/local/{path}',
-    tags: ['files'],
-    summary: 'Download a local file (or list a folder: end the path with `/`)',
-    request: { params: localPath },
-    responses: download,
-  });
-  registry.registerPath({
-    method: 'put',
-    path: '/api/v1/files/local/{path}',
-    tags: ['files'],
-    summary: 'Upload a local file',
-    description: 'Streams the body to DATA_DIR/path, creating folders; the file appears whole or not at all.',
-    request: { params: localPath, body: uploadBody },
-    responses: upload('reports/a.csv'),
-  });
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/files/s3/{bucket}/',
-    tags: ['files'],
-    summary: 'List the objects of a bucket',
-    description: 'Any key ending in `/` lists that prefix: `/api/v1/files/s3/decisum/reports/`.',
-    request: { params: bucketParam },
-    responses: listing({
-      location: 's3://decisum/',
-      entries: [{ path: 'data.csv', location: 's3://decisum/data.csv', size: 311_548, modified: '2025-01-01T12:00:00.000Z' }],
-    }),
-  });
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/files/s3/{bucket}/{key}',
-    tags: ['files'],
-    summary: 'Download an S3 object (or list a prefix: end the key with `/`)',
-    request: { params: s3Params },
-    responses: download,
-  });
-  registry.registerPath({
-    method: 'put',
-    path: '/api/v1/files/s3/{bucket}/{key}',
-    tags: ['files'],
-    summary: 'Upload an S3 object',
-    request: { params: s3Params, body: uploadBody },
-    responses: upload('s3://decisum/data.csv'),
-  });
-
-  registry.registerPath({
-    method: 'get',
-    path: '/healthz',
-    tags: ['operations'],
-    summary: 'Liveness',
-    responses: { 200: { description: 'The process is up', content: { 'application/json': { schema: HealthSchema } } } },
-  });
-  const readyExample = { status: 'ready', checks: { rabbitmq: true, redis: true } };
-  registry.registerPath({
-    method: 'get',
-    path: '/readyz',
-    tags: ['operations'],
-    summary: 'Readiness: Redis and RabbitMQ reachable',
-    responses: {
-      200: { description: 'Ready', content: { 'application/json': { schema: ReadySchema, example: readyExample } } },
-      503: {
-        description: 'A dependency is unreachable',
-        content: { 'application/json': { schema: ReadySchema, example: { status: 'unavailable', checks: { rabbitmq: false, redis: true } } } },
-      },
-    },
-  });
-  registry.registerPath({
-    method: 'get',
-    path: '/metrics',
-    tags: ['operations'],
-    summary: 'Prometheus metrics',
-    description: 'Jobs submitted, the queued and running gauges and process metrics. Executors serve their own on `EXECUTOR_METRICS_PORT`.',
-    responses: {
-      200: {
-        description: 'Prometheus text exposition format',
-        content: {
-          'text/plain': {
-            schema: { type: 'string' },
-            example: '# HELP decisum_jobs_queued Jobs waiting for an executor\n# TYPE decisum_jobs_queued gauge\ndecisum_jobs_queued 0\n',
-          },
-        },
-      },
-    },
-  });
-  registry.registerPath({
-    method: 'get',
-    path: '/openapi.json',
-    tags: ['operations'],
-    summary: 'This document',
-    responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
-  });
-  registry.registerPath({
-    method: 'get',
-    path: '/docs',
-    tags: ['operations'],
-    summary: 'Swagger UI for this document',
-    responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
-  });
-
-  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
-    openapi: '3.1.0',
-    info: {
-      title: 'decisum',
-      version: '1',
-      description:
-        'Sums every 10th column of CSV files in S3 or on local disk. Submit a job, poll it until `status` is final, read `result`. ' +
-        'Errors are `application/problem+json` with a stable `code`. Job statuses: ' +
-        JOB_STATUSES.map((s) => `\`${s}\``).join(', ') +
-        '.',
-    },
-    tags: [
-      { name: 'jobs', description: 'Submit, watch and cancel summing jobs' },
-      { name: 'files', description: 'Upload, download and list files in storage, streamed' },
-      { name: 'operations', description: 'Health, readiness, metrics and this document' },
-    ],
-  });
 }
 
-/** Serves `/openapi.json` and Swagger UI at `/docs`; the UI's assets come from swagger-ui-dist, not a CDN. */
-export function createDocsRouter(doc: object = buildOpenApi()): Router {
+/** One problem response: [status, description, code, detail, extra fields of the example]. */
+export type ProblemCase = [number, string, string, string, Record<string, unknown>?];
+
+/** The app's OpenAPI document, filled in by the routers as they add their handlers. */
+export class ApiDocs {
+  private readonly registry = new OpenAPIRegistry();
+  readonly schemas = components();
+
+  /** A router's handlers under `base`, each added with the operations that document it. */
+  routes(router: Router, base = ''): Routes {
+    return new Routes(router, base, (op) => this.registry.registerPath(op));
+  }
+
+  /** Problem+json responses by status, with an example each. */
+  problems(...cases: ProblemCase[]): Record<number, object> {
+    return Object.fromEntries(
+      cases.map(([status, description, code, detail, extra = {}]) => [
+        status,
+        { description, content: { [PROBLEM]: { schema: this.schemas.Problem, example: { ...problemIdentity(code), status, detail, code, ...extra } } } },
+      ]),
+    );
+  }
+
+  /** A job response with named examples. */
+  job(description: string, byName: Record<string, Job>): object {
+    const jobExamples = Object.fromEntries(Object.entries(byName).map(([name, value]) => [name, { value }]));
+    return { description, content: { 'application/json': { schema: this.schemas.Job, examples: jobExamples } } };
+  }
+
+  /** The 503 of any route that reads the job store. */
+  get storeUnavailable(): Record<number, object> {
+    return this.problems([503, 'The job store is unreachable; retry after `Retry-After` seconds', 'STORE_UNAVAILABLE', 'the job store is unavailable; try again shortly']);
+  }
+
+  document(): OpenApiDocument {
+    return new OpenApiGeneratorV31(this.registry.definitions).generateDocument({
+      openapi: '3.1.0',
+      info: {
+        title: 'decisum',
+        version: '1',
+        description:
+          'Sums every 10th column of CSV files in S3 or on local disk. Submit a job, poll it until `status` is final, read `result`. ' +
+          'Errors are `application/problem+json` with a stable `code`. Job statuses: ' +
+          JOB_STATUSES.map((s) => `\`${s}\``).join(', ') +
+          '.',
+      },
+      tags: [
+        { name: 'jobs', description: 'Submit, watch and cancel summing jobs' },
+        { name: 'files', description: 'Upload, download and list files in storage, streamed' },
+        { name: 'operations', description: 'Health, readiness, metrics and this document' },
+      ],
+    });
+  }
+}
+
+/**
+ * Adds handlers to a router together with their OpenAPI operations. Each handler's response
+ * carries its route pattern (`res.locals.route`), the label of the request metrics.
+ */
+export class Routes {
+  constructor(
+    private readonly router: Router,
+    private readonly base: string,
+    private readonly register: (op: RouteConfig) => void,
+  ) {}
+
+  /** `path` is express's pattern; each operation names its own documented path (one pattern may serve several). */
+  add(method: Method, path: string, handler: RequestHandler, ...operations: Operation[]): void {
+    for (const op of operations) { this.register({ ...op, method, path: this.under(op.path) }); }
+    const route = this.under(path);
+    this.router[method](path, (req, res, next) => {
+      res.locals.route = route;
+      return handler(req, res, next);
+    });
+  }
+
+  /** A path under the base: `/` is the base itself. */
+  private under(path: string): string {
+    return path === '/' && this.base ? this.base : this.base + path;
+  }
+}
+
+/** Serves `/openapi.json` and Swagger UI at `/docs`; the UI's assets come from swagger-ui-dist, not a CDN. Add it last: it documents the routes added before it. */
+export function createDocsRouter(docs: ApiDocs): { router: Router; document: OpenApiDocument } {
   const router = Router();
-  const html = swaggerUi.generateHTML(doc, { customSiteTitle: 'decisum API' });
-  router.get('/openapi.json', (_req, res) => {
-    res.json(doc);
+  const routes = docs.routes(router);
+  let html = '';
+  const operation = (summary: string, description: string, media: string, schema: object): Operation => ({
+    path: '',
+    tags: ['operations'],
+    summary,
+    responses: { 200: { description, content: { [media]: { schema } } } },
   });
-  router.get('/docs', (req, res) => {
-    // The UI's assets are relative links, which resolve only below /docs/.
-    if (!req.path.endsWith('/')) { res.redirect(301, '/docs/'); }
-    else { res.send(html); }
-  });
-  router.use('/docs', swaggerUi.serveFiles(doc));
-  return router;
+  routes.add(
+    'get',
+    '/openapi.json',
+    (_req, res) => {
+      res.json(document);
+    },
+    { ...operation('This document', 'OpenAPI 3.1', 'application/json', { type: 'object' }), path: '/openapi.json' },
+  );
+  routes.add(
+    'get',
+    '/docs',
+    (req, res) => {
+      // The UI's assets are relative links, which resolve only below /docs/.
+      if (!req.path.endsWith('/')) { res.redirect(301, '/docs/'); }
+      else { res.send(html); }
+    },
+    { ...operation('Swagger UI for this document', 'An HTML page', 'text/html', { type: 'string' }), path: '/docs' },
+  );
+  const document = docs.document();
+  html = swaggerUi.generateHTML(document, { customSiteTitle: 'decisum API' });
+  router.use('/docs', swaggerUi.serveFiles(document));
+  return { router, document };
 }

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, type Logger } from '@decisum/shared';
+import { AppError, type Logger, type Problem } from '@decisum/shared';
 
 const REDIS_DOWN = /Connection is closed|ECONNREFUSED|MaxRetriesPerRequest|Stream isn't writeable|ETIMEDOUT/;
 
@@ -28,15 +28,10 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     if (app.expected) { logger.debug({ code: app.code, path: req.path }, app.message); }
     else { logger.error({ err, code: app.code, method: req.method, path: req.path }, 'request failed'); }
     if (app.status === 503) { res.setHeader('Retry-After', '2'); }
-    res.status(app.status).type('application/problem+json').json({
-      ...problemIdentity(app.code),
-      status: app.status,
-      detail: app.message,
-      code: app.code,
-      ...(app.row !== undefined ? { row: app.row } : {}),
-      ...(app.column !== undefined ? { column: app.column } : {}),
-      ...(app.details ?? {}),
-    });
+    const problem: Problem = { ...problemIdentity(app.code), status: app.status, detail: app.message, code: app.code };
+    if (app.row !== undefined) { problem.row = app.row; }
+    if (app.column !== undefined) { problem.column = app.column; }
+    res.status(app.status).type('application/problem+json').json({ ...problem, ...app.details });
   };
 }
 

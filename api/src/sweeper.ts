@@ -1,4 +1,5 @@
 import type { Broker, JobStore, Logger } from '@decisum/shared';
+import { publishRecorded } from './submit';
 
 /**
  * The outbox: a job recorded in Redis whose publication was never confirmed (the API died between
@@ -31,12 +32,14 @@ export class OutboxSweeper {
     let published = 0;
     for (const id of await store.unpublished(this.options.graceMs)) {
       const job = await store.get(id);
-      if (job && job.status === 'queued') {
-        await broker.publish({ id, file: job.file, options: job.options });
-        published++;
-        logger.info({ jobId: id }, 'published a job from the outbox');
+      if (job?.status !== 'queued') {
+        await store.markPublished(id);
+        continue;
       }
-      await store.markPublished(id);
+      const log = logger.child({ jobId: id });
+      await publishRecorded(this.deps, job, log);
+      published++;
+      log.info('published a job from the outbox');
     }
     return published;
   }

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { Job } from '@decisum/shared';
 import { SAMPLE } from '../../test/support/sample';
+import { freePort } from '../../test/support/servers';
 import { startStack, type Stack } from '../../test/support/stack';
 
 /**
@@ -18,6 +19,8 @@ import { startStack, type Stack } from '../../test/support/stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'api', 'bin', 'decisum.js');
+const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'api', 'package.json'), 'utf8')) as { version: string }).version;
+const COMMANDS = ['submit', 'status', 'cancel', 'list', 'active', 'upload', 'download', 'generate-csv'];
 
 // The shim runs api/dist: bring it up to date with the sources first (incremental, quick when fresh).
 beforeAll(async () => {
@@ -30,16 +33,22 @@ beforeAll(async () => {
   }
 }, 120_000);
 
+let scratch: string;
+beforeAll(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-cli-'));
+});
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
 interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
 }
 
-/** Asynchronous on purpose: the fake API below serves from this same process. */
-async function decisum(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
+/** Asynchronous on purpose: the scripted API below serves from this same process. */
+async function decisum(args: string[], options: { env?: Record<string, string>; input?: string; cwd?: string } = {}): Promise<Run> {
   const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -47,18 +56,26 @@ async function decisum(args: string[], options: { env?: Record<string, string>; 
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // A command that exits without reading its input (help, say) may close the pipe first: EPIPE is no failure.
+  child.stdin.on('error', () => undefined);
   child.stdin.end(options.input ?? '');
   const [code] = (await once(child, 'close')) as [number | null];
   return { code, stdout, stderr };
 }
 
-/** A port nothing listens on: bound and released. */
-async function closedPort(): Promise<number> {
-  const server = http.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
+/** The CLI on a pseudo-terminal (util-linux script): stdout and stderr both land in its output. */
+async function onTerminal(args: string[]): Promise<{ code: number | null; output: string }> {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, BIN, ...args].map(quote).join(' ');
+  const child = spawn('script', ['-q', '-e', '-c', `stty cols 120; ${command}`, '/dev/null'], {
+    env: { PATH: process.env.PATH, TERM: 'xterm' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stdin.end();
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, output };
 }
 
 function job(overrides: Partial<Job>): Job {
@@ -74,40 +91,93 @@ function job(overrides: Partial<Job>): Job {
   };
 }
 
-describe('decisum CLI: usage', () => {
-  it('prints the help on stdout and exits 0', async () => {
+const USAGE_TAIL = (command: string) => new RegExp(`\\nRun ${command} --help for usage\\.\\n$`);
+
+describe('decisum CLI: help and usage', () => {
+  it('--help prints the help on stdout, exit 0, naming every command, the exit codes and the environment', async () => {
     const run = await decisum(['--help']);
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^decisum: sum every 10th column/);
-    for (const command of ['generate-csv', 'submit', 'status', 'active', 'upload']) { expect(run.stdout).toContain(`decisum ${command}`); }
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stderr).toBe('');
-    expect((await decisum(['submit', '--help'])).code).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: decisum \[options\] \[command\]\n\nSum every 10th column/);
+    for (const command of COMMANDS) { expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm')); }
+    expect(run.stdout).toContain('DECISUM_TOKEN');
+    expect(run.stdout).toMatch(/^ {2}3 {2}the API is unreachable/m);
+    expect((await decisum(['-h'])).stdout).toBe(run.stdout);
+    expect((await decisum(['help'])).stdout).toBe(run.stdout);
+  });
+
+  it('a bare decisum prints the help on stderr and exits 2', async () => {
+    const run = await decisum([]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^Usage: decisum \[options\] \[command\]/);
+    expect(run.stderr).toContain('Commands:');
+  });
+
+  it('--version and -V print the version', async () => {
+    expect(await decisum(['--version'])).toEqual({ code: 0, stdout: `decisum ${VERSION}\n`, stderr: '' });
+    expect((await decisum(['-V'])).stdout).toBe(`decisum ${VERSION}\n`);
+  });
+
+  it.each(COMMANDS)('help %s gives the command help, as --help and -h after the command do', async (command) => {
+    const runs = await Promise.all([decisum(['help', command]), decisum([command, '--help']), decisum([command, '-h'])]);
+    for (const run of runs) {
+      expect(run).toMatchObject({ code: 0 });
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toBe(runs[0].stdout);
+    }
+    expect(runs[0].stdout).toMatch(new RegExp(`^Usage: decisum ${command} `));
+    expect(runs[0].stdout).toContain('Examples:');
+    expect(runs[0].stdout).toContain('--url <url>'); // the global options are shown too
   });
 
   it.each([
-    [[], /no command given/],
-    [['frobnicate'], /unknown command "frobnicate"/],
-    [['submit'], /usage: decisum submit LOCATION/],
-    [['submit', 'a.csv', 'b.csv'], /usage: decisum submit LOCATION/],
-    [['submit', 'a.csv', '--step', '0'], /--step must be a whole number of at least 1, not "0"/],
-    [['submit', 'a.csv', '--offset', '-1'], /Option '--offset' argument is ambiguous/],
-    [['submit', 'a.csv', '--offset=-1'], /--offset must be a whole number, not "-1"/],
-    [['submit', 'a.csv', '--delimiter', 'x'], /--delimiter must be one of/],
-    [['submit', 'a.csv', '--frob'], /Unknown option '--frob'/],
-    [['status'], /usage: decisum status ID/],
-    [['active', 'extra'], /usage: decisum active/],
-    [['upload'], /usage: decisum upload FILE \[LOCATION\]/],
-    [['upload', 'no-such-file.csv', 'x.csv'], /cannot read no-such-file.csv: ENOENT/],
-    [['upload', '-'], /needs a LOCATION/],
-    [['upload', 'package.json', '/etc/x.csv'], /LOCATION \/etc\/x\.csv is absolute/],
-    [['generate-csv', '--cols', '3'], /needs --rows N and --cols M/],
-    [['generate-csv', '--rows', '3', '--cols', '3', '--kind', 'float'], /--kind must be one of sample, int, decimal/],
-    [['active', '--url', 'not a url'], /is not a URL/],
-    [['active', '--url', 'ftp://example.com'], /must be an http/],
-  ])('%j is a usage error: exit 2, a message on stderr, nothing on stdout', async (args, message) => {
+    [['frobnicate'], 'decisum', /^decisum: unknown command 'frobnicate'\n/],
+    [['sbumit'], 'decisum', /^decisum: unknown command 'sbumit'\n\(Did you mean submit\?\)/],
+    [['--bogus'], 'decisum', /^decisum: unknown option '--bogus'\n/],
+    [['help', 'nope'], 'decisum', /^decisum: unknown command 'nope'\n/],
+    [['submit', 'a.csv', '--bogus'], 'decisum submit', /^decisum submit: unknown option '--bogus'\n/],
+    [['list', '--al'], 'decisum list', /^decisum list: unknown option '--al'\n\(Did you mean --all\?\)/],
+    [['submit'], 'decisum submit', /^decisum submit: missing required argument 'location'\n/],
+    [['submit', 'a.csv', 'b.csv'], 'decisum submit', /too many arguments for 'submit'\. Expected 1 argument but got 2\./],
+    [['submit', 'a.csv', '--step'], 'decisum submit', /option '-s, --step <n>' argument missing/],
+    [['submit', 'a.csv', '-s', '0'], 'decisum submit', /^decisum submit: --step must be a whole number of at least 1, not "0"\n/],
+    [['submit', 'a.csv', '--offset', '-1'], 'decisum submit', /--offset must be a whole number, not "-1"/],
+    [['submit', 'a.csv', '-d', 'x'], 'decisum submit', /--delimiter must be one of , ; \| tab auto, not "x"/],
+    [['status'], 'decisum status', /missing required argument 'id'/],
+    [['cancel'], 'decisum cancel', /missing required argument 'id'/],
+    [['active', 'extra'], 'decisum active', /too many arguments for 'active'/],
+    [['list', '-s', 'done'], 'decisum list', /argument 'done' is invalid\. Allowed choices are queued, running, succeeded, failed, cancelled\./],
+    [['list', '-n', '0'], 'decisum list', /--limit must be a whole number from 1 to 1000, not "0"/],
+    [['list', '--limit', '1001'], 'decisum list', /--limit must be a whole number from 1 to 1000, not "1001"/],
+    [['list', '--cursor', 'abc'], 'decisum list', /--cursor must be the number a previous page ended with, not "abc"/],
+    [['upload'], 'decisum upload', /missing required argument 'file'/],
+    [['upload', 'no-such-file.csv', 'x.csv'], 'decisum upload', /cannot read no-such-file\.csv: ENOENT/],
+    [['upload', 'api'], 'decisum upload', /api is not a file/],
+    [['upload', '-'], 'decisum upload', /needs a LOCATION/],
+    [['upload', 'package.json', '/etc/x.csv'], 'decisum upload', /LOCATION \/etc\/x\.csv is absolute/],
+    [['download'], 'decisum download', /missing required argument 'location'/],
+    [['download', 'reports/'], 'decisum download', /LOCATION reports\/ names a folder/],
+    [['download', 'x.csv', 'package.json'], 'decisum download', /package\.json exists; pass --force to replace it/],
+    [['download', 'x.csv', 'api'], 'decisum download', /api is a folder: give a file name/],
+    [['generate-csv', '-c', '3'], 'decisum generate-csv', /needs --rows N and --cols M/],
+    [['generate-csv', '-r', '3', '-c', '3', '-k', 'float'], 'decisum generate-csv', /Allowed choices are sample, int, decimal/],
+    [['active', '--url', 'not a url'], 'decisum active', /--url not a url is not a URL/],
+    [['active', '-u', 'ftp://example.com'], 'decisum active', /must be an http:\/\/ or https:\/\/ URL/],
+    [['active', '--token', 'two words'], 'decisum active', /the token \(--token or DECISUM_TOKEN\) must be one word/],
+  ])('%j is a usage error: exit 2, one message on stderr, nothing on stdout', async (args, command, message) => {
     const run = await decisum(args);
     expect(run).toEqual({ code: 2, stdout: '', stderr: expect.stringMatching(message) });
-    expect(run.stderr).toMatch(/^decisum: .*\nRun decisum --help for usage\.\n$/);
+    expect(run.stderr).toMatch(USAGE_TAIL(command));
+    // Parser internals stay out of the messages.
+    expect(run.stderr).not.toMatch(/positional argument|TypeError|at .*\.js:\d+/);
+  });
+
+  it('a token in DECISUM_TOKEN with a line break is refused before anything is sent', async () => {
+    const run = await decisum(['active'], { env: { DECISUM_TOKEN: 'abc\ndef' } });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/must be one word of printable ASCII/);
+    expect(run.stderr).not.toContain('abc');
   });
 });
 
@@ -132,7 +202,7 @@ describe('decisum CLI: generate-csv', () => {
       for (const cell of row) { expect(Math.abs(Number(cell))).toBeLessThanOrEqual(1000); }
       expect(row.every((cell) => /^-?\d+$/.test(cell))).toBe(true);
     }
-    const decimals = await decisum(['generate-csv', '--rows', '3', '--cols', '4', '--kind', 'decimal']);
+    const decimals = await decisum(['generate-csv', '-r', '3', '-c', '4', '-k', 'decimal']);
     const cells = parseCsv(decimals.stdout).slice(1).flat();
     expect(cells).toHaveLength(12);
     expect(cells.every((c) => /^-?\d+\.\d\d$/.test(c))).toBe(true);
@@ -143,7 +213,7 @@ describe('decisum CLI: generate-csv', () => {
     const reference = parseDoubleEncoded(fixture);
     const columns = reference[0].length - 1;
     const run = await decisum(['generate-csv', '--rows', '4', '--cols', String(columns)]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     // The header line is byte for byte the fixture's.
     expect(run.stdout.split('\n')[0]).toBe(fixture.split('\n')[0]);
     const generated = parseDoubleEncoded(run.stdout);
@@ -159,18 +229,13 @@ describe('decisum CLI: generate-csv', () => {
   });
 
   it('gives the same bytes for the same seed, to stdout or --out', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-gen-'));
-    try {
-      const out = path.join(dir, 'g.csv');
-      const a = await decisum(['generate-csv', '--rows', '50', '--cols', '7', '--seed', '9', '--kind', 'decimal']);
-      const b = await decisum(['generate-csv', '--rows', '50', '--cols', '7', '--seed', '9', '--kind', 'decimal', '--out', out]);
-      const c = await decisum(['generate-csv', '--rows', '50', '--cols', '7', '--seed', '10', '--kind', 'decimal']);
-      expect(b).toEqual({ code: 0, stdout: '', stderr: '' });
-      expect(fs.readFileSync(out, 'utf8')).toBe(a.stdout);
-      expect(c.stdout).not.toBe(a.stdout);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const out = path.join(scratch, 'g.csv');
+    const a = await decisum(['generate-csv', '--rows', '50', '--cols', '7', '--seed', '9', '--kind', 'decimal']);
+    const b = await decisum(['generate-csv', '--rows', '50', '--cols', '7', '--seed', '9', '--kind', 'decimal', '-o', out]);
+    const c = await decisum(['generate-csv', '--rows', '50', '--cols', '7', '--seed', '10', '--kind', 'decimal']);
+    expect(b).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(fs.readFileSync(out, 'utf8')).toBe(a.stdout);
+    expect(c.stdout).not.toBe(a.stdout);
   });
 
   it('exits 0 quietly when the reader goes away (| head)', async () => {
@@ -185,23 +250,23 @@ describe('decisum CLI: generate-csv', () => {
 });
 
 describe('decisum CLI: an API it cannot use', () => {
-  it('exits 3 and says so when nothing listens at the URL', async () => {
-    const port = await closedPort();
-    const run = await decisum(['active', '--url', `http://127.0.0.1:${port}`]);
+  it.each([['active'], ['list'], ['cancel', 'abc'], ['download', 'x.csv', '-']])('%j exits 3 and says so when nothing listens at the URL', async (...args) => {
+    const port = await freePort();
+    const run = await decisum([...args, '--url', `http://127.0.0.1:${port}`]);
     expect(run.code).toBe(3);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(
-      `decisum: cannot reach http://127.0.0.1:${port}: ECONNREFUSED; is the API running? Set --url or DECISUM_URL\n`,
+      `decisum ${args[0]}: cannot reach http://127.0.0.1:${port}: ECONNREFUSED; is the API running? Set --url or DECISUM_URL\n`,
     );
   });
 
   it('takes the URL from DECISUM_URL, with --url before the command winning over it', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const fromEnv = await decisum(['status', 'abc'], { env: { DECISUM_URL: `http://127.0.0.1:${port}` } });
     expect(fromEnv.code).toBe(3);
     expect(fromEnv.stderr).toContain(`cannot reach http://127.0.0.1:${port}`);
-    const other = await closedPort();
-    const flag = await decisum(['--url', `http://127.0.0.1:${other}`, 'status', 'abc'], {
+    const other = await freePort();
+    const flag = await decisum(['-u', `http://127.0.0.1:${other}`, 'status', 'abc'], {
       env: { DECISUM_URL: `http://127.0.0.1:${port}` },
     });
     expect(flag.stderr).toContain(`cannot reach http://127.0.0.1:${other}`);
@@ -211,9 +276,15 @@ describe('decisum CLI: an API it cannot use', () => {
 describe('decisum CLI: against a scripted API', () => {
   let server: http.Server;
   let url: string;
-  /** What the fake API answers next for GET /api/v1/jobs/j1: the last one repeats. */
+  /** What the scripted API answers next for GET /api/v1/jobs/j1: the last one repeats. */
   let script: Job[] = [];
   const requests: { method: string; url: string; body: string; headers: http.IncomingHttpHeaders }[] = [];
+  /** Twelve jobs, newest first, served in pages by the sequence-number cursor the real API uses. */
+  const history = Array.from({ length: 12 }, (_, i) =>
+    job({ id: `h${12 - i}`, status: 'succeeded', result: { rows: 12 - i, columns: [] }, createdAt: `2026-11-25T00:00:${String(12 - i).padStart(2, '0')}.000Z` }),
+  );
+  const problem = (res: http.ServerResponse, status: number, code: string, detail: string) =>
+    res.writeHead(status, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ title: code, status, detail, code }));
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
@@ -221,16 +292,46 @@ describe('decisum CLI: against a scripted API', () => {
       req.setEncoding('utf8').on('data', (d: string) => (body += d));
       req.on('end', () => {
         requests.push({ method: req.method!, url: req.url!, body, headers: req.headers });
-        const send = (status: number, value: unknown, type = 'application/json') =>
-          res.writeHead(status, { 'content-type': type }).end(JSON.stringify(value));
-        if (req.method === 'POST' && req.url === '/api/v1/jobs') { return send(202, job({})); }
-        if (req.method === 'GET' && req.url === '/api/v1/jobs/active') { return send(200, { active: 3, queued: 1, running: 2 }); }
-        if (req.method === 'GET' && req.url === '/api/v1/jobs/j1') { return send(200, script.length > 1 ? script.shift() : script[0]); }
-        if (req.method === 'PUT' && req.url?.startsWith('/api/v1/files/')) {
-          return send(201, { location: decodeURIComponent(req.url.replace(/^\/api\/v1\/files\/(local\/|s3\/)/, (_, k: string) => (k === 's3/' ? 's3://' : ''))), size: Buffer.byteLength(body), modified: '2026-11-25T00:00:00.000Z' });
+        const u = new URL(req.url!, 'http://x');
+        const send = (status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+        if (req.method === 'POST' && u.pathname === '/api/v1/jobs') { return send(202, job({})); }
+        if (req.method === 'GET' && u.pathname === '/api/v1/jobs/active') { return send(200, { active: 3, queued: 1, running: 2 }); }
+        if (req.method === 'GET' && u.pathname === '/api/v1/jobs') {
+          const limit = Number(u.searchParams.get('limit') ?? 50);
+          const status = u.searchParams.get('status');
+          const cursor = Number(u.searchParams.get('cursor') ?? 13);
+          const rest = history.filter((j) => Number(j.id.slice(1)) < cursor && (status === null || j.status === status));
+          const jobs = rest.slice(0, limit);
+          return send(200, rest.length > limit ? { jobs, nextCursor: jobs.at(-1)!.id.slice(1) } : { jobs });
         }
-        if (req.url === '/api/v1/jobs/teapot') { return res.writeHead(502).end('<html>bad gateway</html>'); }
-        return send(404, { type: 'about:blank', title: 'Not Found', status: 404, detail: `no job ${req.url}`, code: 'JOB_NOT_FOUND' }, 'application/problem+json');
+        if (req.method === 'GET' && u.pathname === '/api/v1/jobs/j1') { return send(200, script.length > 1 ? script.shift() : script[0]); }
+        if (req.method === 'GET' && u.pathname === '/api/v1/jobs/secret') {
+          return req.headers.authorization === 'Bearer s3cret' ? send(200, job({ id: 'secret' })) : problem(res, 401, 'UNAUTHORIZED', 'a bearer token is required');
+        }
+        if (req.method === 'DELETE' && u.pathname === '/api/v1/jobs/j1') { return send(200, job({ status: 'cancelled', finishedAt: '2026-11-25T00:00:01.000Z' })); }
+        if (req.method === 'DELETE' && u.pathname === '/api/v1/jobs/done') {
+          return problem(res, 409, 'JOB_FINISHED', 'job done already succeeded; only queued or running jobs can be cancelled');
+        }
+        if (req.method === 'PUT' && u.pathname === '/api/v1/files/local/exists.csv' && req.headers['if-none-match'] === '*') {
+          return problem(res, 412, 'FILE_EXISTS', 'exists.csv already exists');
+        }
+        if (req.method === 'PUT' && u.pathname.startsWith('/api/v1/files/')) {
+          const location = decodeURIComponent(u.pathname.replace(/^\/api\/v1\/files\/(local\/|s3\/)/, (_, k: string) => (k === 's3/' ? 's3://' : '')));
+          return send(201, { location, size: Buffer.byteLength(body), modified: '2026-11-25T00:00:00.000Z' });
+        }
+        if (req.method === 'GET' && u.pathname === '/api/v1/files/local/reports/a.csv') {
+          return res.writeHead(200, { 'content-type': 'text/csv', 'content-length': '8' }).end('a,b\n1,2\n');
+        }
+        if (req.method === 'GET' && u.pathname === '/api/v1/files/local/cut.csv') {
+          // Promises 1000 bytes, sends 10, then drops the connection.
+          res.writeHead(200, { 'content-type': 'text/csv', 'content-length': '1000' });
+          res.write('a,b\n1,2\n3,');
+          setTimeout(() => res.socket?.destroy(), 50);
+          return;
+        }
+        if (u.pathname === '/api/v1/jobs/teapot') { return res.writeHead(502).end('<html>bad gateway</html>'); }
+        if (u.pathname.startsWith('/api/v1/files/')) { return problem(res, 404, 'FILE_NOT_FOUND', `${u.pathname.split('/').pop()} does not exist`); }
+        return problem(res, 404, 'JOB_NOT_FOUND', `no job ${u.pathname}`);
       });
     });
     server.listen(0, '127.0.0.1');
@@ -244,16 +345,43 @@ describe('decisum CLI: against a scripted API', () => {
 
   it('submit sends the options and prints the job id; --json prints the job', async () => {
     const run = await decisum(['submit', 's3://b/k.csv', '--step', '5', '--offset', '2', '--delimiter', 'tab', '--no-header', '--idempotency-key', 'k1', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toBe('j1\n');
     expect(run.stderr).toContain('submitted job j1');
     expect(JSON.parse(requests[0].body)).toEqual({ file: 's3://b/k.csv', step: 5, offset: 2, delimiter: '\t', header: false });
     expect(requests[0].headers['idempotency-key']).toBe('k1');
-    const json = await decisum(['submit', 'data.csv', '--json', '--url', url]);
+    const short = await decisum(['submit', 'a.csv', '-s', '3', '-o', '1', '-d', ';', '-k', 'k2', '-u', url]);
+    expect(short.code).toBe(0);
+    expect(JSON.parse(requests[1].body)).toEqual({ file: 'a.csv', step: 3, offset: 1, delimiter: ';' });
+    expect(requests[1].headers['idempotency-key']).toBe('k2');
+    const json = await decisum(['submit', 'data.csv', '-j', '--url', url]);
     expect(JSON.parse(json.stdout)).toMatchObject({ id: 'j1', status: 'queued' });
   });
 
-  it('submit --wait follows the job to success and prints the sums as a table', async () => {
+  it('sends the token as Authorization: Bearer, from DECISUM_TOKEN or --token (which wins), and none without one', async () => {
+    await decisum(['active', '--url', url]);
+    await decisum(['active', '--url', url], { env: { DECISUM_TOKEN: 'from-env' } });
+    await decisum(['active', '--url', url, '--token', 'from-flag'], { env: { DECISUM_TOKEN: 'from-env' } });
+    const file = path.join(scratch, 'tok.csv');
+    fs.writeFileSync(file, 'a\n1\n');
+    await decisum(['upload', file, 'tok.csv', '--url', url, '--token', 'up']);
+    await decisum(['download', 'reports/a.csv', '-', '--url', url, '--token', 'down']);
+    expect(requests.map((r) => r.headers.authorization)).toEqual([undefined, 'Bearer from-env', 'Bearer from-flag', 'Bearer up', 'Bearer down']);
+  });
+
+  it('an API that wants a token: exit 3, and the message says how to give one', async () => {
+    const denied = await decisum(['status', 'secret', '--url', url]);
+    expect(denied).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: 'decisum status: GET /api/v1/jobs/secret answered 401 UNAUTHORIZED: a bearer token is required (set DECISUM_TOKEN, or pass --token, to a token with access)\n',
+    });
+    const allowed = await decisum(['status', 'secret', '--url', url], { env: { DECISUM_TOKEN: 's3cret' } });
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toMatch(/^id +secret$/m);
+  });
+
+  it('submit --wait off a terminal: a plain progress line per state on stderr, then the sums as a table', async () => {
     script = [
       job({ status: 'running', progress: { bytesRead: 500, bytesTotal: 1000, rows: 80 } }),
       job({
@@ -265,11 +393,39 @@ describe('decisum CLI: against a scripted API', () => {
       }),
     ];
     const run = await decisum(['submit', 'data.csv', '--wait', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toBe('column  index  count  sum\ncol0    1      168    87.231379072549653118\n');
-    expect(run.stderr).toContain('job j1 succeeded: 168 rows, 1 columns summed');
-    // Not a terminal: no progress bar escapes in the captured stderr.
-    expect(run.stderr).not.toContain('\x1b[');
+    expect(run.stderr).toBe(
+      [
+        'submitted job j1',
+        'job j1 queued · waiting for an executor',
+        'job j1 running 50% · 500 B of 1.0 KB · 80 rows',
+        'job j1 succeeded: 168 rows, 1 columns summed',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--quiet leaves stderr to errors', async () => {
+    script = [job({ status: 'running' }), job({ status: 'succeeded', result: { rows: 1, columns: [] } })];
+    const run = await decisum(['submit', 'data.csv', '-w', '-q', '--url', url]);
+    expect(run).toEqual({ code: 0, stdout: 'column  index  count  sum\n', stderr: '' });
+  });
+
+  it('submit --wait on a terminal draws a bar with the percent, rows/s and the time left, in place', async () => {
+    script = [
+      job({ status: 'running', progress: { bytesRead: 100, bytesTotal: 1000, rows: 10 } }),
+      job({ status: 'running', progress: { bytesRead: 400, bytesTotal: 1000, rows: 40 } }),
+      job({ status: 'running', progress: { bytesRead: 700, bytesTotal: 1000, rows: 70 } }),
+      job({ status: 'succeeded', result: { rows: 100, columns: [] } }),
+    ];
+    const { code, output } = await onTerminal(['submit', 'data.csv', '--wait', '--url', url]);
+    expect(code).toBe(0);
+    expect(output).toContain('\r\x1b[K[##------------------]  10% running · 100 B of 1.0 KB · 10 rows');
+    expect(output).toContain('\r\x1b[K[########------------]  40% running · 400 B of 1.0 KB · 40 rows · ');
+    expect(output).toMatch(/40 rows · \d+ rows\/s · \d+ s left/);
+    expect(output).toContain('job j1 succeeded: 100 rows');
+    expect(output).not.toContain('job j1 running'); // the plain lines are for logs, not terminals
   });
 
   it('submit --wait exits 1 for a failed job and names its code, row and column', async () => {
@@ -286,17 +442,63 @@ describe('decisum CLI: against a scripted API', () => {
   it('status prints the job for people, exit 0 whatever its state', async () => {
     script = [job({ status: 'running', attempts: 1, progress: { bytesRead: 250, bytesTotal: 1000, rows: 40 } })];
     const run = await decisum(['status', 'j1', '--url', url]);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toMatch(/^id +j1\nstatus +running\nfile +data\.csv\n/);
-    expect(run.stdout).toMatch(/progress +25% 250 B of 1\.0 KB, 40 rows/);
+    expect(run.stdout).toMatch(/^progress +25% · 250 B of 1\.0 KB · 40 rows$/m);
   });
 
   it('turns an HTTP error into exit 3 with the problem code and detail', async () => {
     const run = await decisum(['status', 'nope', '--url', url]);
-    expect(run).toEqual({ code: 3, stdout: '', stderr: 'decisum: GET /api/v1/jobs/nope answered 404 JOB_NOT_FOUND: no job /api/v1/jobs/nope\n' });
+    expect(run).toEqual({ code: 3, stdout: '', stderr: 'decisum status: GET /api/v1/jobs/nope answered 404 JOB_NOT_FOUND: no job /api/v1/jobs/nope\n' });
     const html = await decisum(['status', 'teapot', '--url', url]);
     expect(html.code).toBe(3);
-    expect(html.stderr).toBe('decisum: GET /api/v1/jobs/teapot answered 502: Bad Gateway\n');
+    expect(html.stderr).toBe('decisum status: GET /api/v1/jobs/teapot answered 502: Bad Gateway\n');
+  });
+
+  it('cancel sends DELETE and prints the job state; a finished job is exit 3 JOB_FINISHED', async () => {
+    expect(await decisum(['cancel', 'j1', '--url', url])).toEqual({ code: 0, stdout: 'j1 cancelled\n', stderr: '' });
+    expect(requests[0]).toMatchObject({ method: 'DELETE', url: '/api/v1/jobs/j1' });
+    const json = await decisum(['cancel', 'j1', '--json', '--url', url]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: 'j1', status: 'cancelled' });
+    const done = await decisum(['cancel', 'done', '--url', url]);
+    expect(done).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: 'decisum cancel: DELETE /api/v1/jobs/done answered 409 JOB_FINISHED: job done already succeeded; only queued or running jobs can be cancelled\n',
+    });
+  });
+
+  it('list prints a page as a table, and on stderr the command for the next one', async () => {
+    const run = await decisum(['list', '-n', '5', '--url', url]);
+    expect(run).toMatchObject({ code: 0 });
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^id +status +created +outcome +file$/);
+    expect(lines.slice(1).map((l) => l.split(/ +/)[0])).toEqual(['h12', 'h11', 'h10', 'h9', 'h8']);
+    expect(lines[1]).toMatch(/^h12 +succeeded +2026-11-25T00:00:12Z +12 rows +data\.csv$/);
+    expect(run.stderr).toBe('more jobs: decisum list --cursor 8 --limit 5 (or --all)\n');
+    expect(requests[0].url).toBe('/api/v1/jobs?limit=5');
+
+    const next = await decisum(['list', '-n', '5', '-c', '8', '-s', 'succeeded', '--url', url]);
+    expect(next.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/ +/)[0])).toEqual(['h7', 'h6', 'h5', 'h4', 'h3']);
+    expect(requests[1].url).toBe('/api/v1/jobs?status=succeeded&limit=5&cursor=8');
+    expect(next.stderr).toBe('more jobs: decisum list --cursor 3 --status succeeded --limit 5 (or --all)\n');
+  });
+
+  it('list --all follows every page; --json prints the page, or every job with --all', async () => {
+    const all = await decisum(['list', '--all', '-n', '5', '--url', url]);
+    expect(all.code).toBe(0);
+    expect(all.stderr).toBe('');
+    expect(all.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/ +/)[0])).toEqual(history.map((j) => j.id));
+    expect(requests.map((r) => r.url)).toEqual(['/api/v1/jobs?limit=5', '/api/v1/jobs?limit=5&cursor=8', '/api/v1/jobs?limit=5&cursor=3']);
+
+    const page = JSON.parse((await decisum(['list', '-n', '5', '--json', '--url', url])).stdout) as { jobs: Job[]; nextCursor: string };
+    expect(page.nextCursor).toBe('8');
+    expect(page.jobs).toHaveLength(5);
+    const every = JSON.parse((await decisum(['list', '-a', '-j', '--url', url])).stdout) as { jobs: Job[] };
+    expect(every.jobs.map((j) => j.id)).toEqual(history.map((j) => j.id));
+
+    const none = await decisum(['list', '-s', 'failed', '--url', url]);
+    expect(none).toEqual({ code: 0, stdout: '', stderr: 'no jobs failed\n' });
   });
 
   it('active prints the count; --json the object', async () => {
@@ -305,25 +507,57 @@ describe('decisum CLI: against a scripted API', () => {
     expect(JSON.parse(json.stdout)).toEqual({ active: 3, queued: 1, running: 2 });
   });
 
-  it('upload streams a file or stdin to the files API and prints where it went', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-cli-'));
-    try {
-      const file = path.join(dir, 'my data.csv');
-      fs.writeFileSync(file, 'a,b\n1,2\n');
-      const run = await decisum(['upload', file, 's3://decisum/in/', '--url', url]);
-      expect(run.code).toBe(0);
-      expect(run.stdout).toBe('s3://decisum/in/my data.csv\n');
-      expect(requests[0]).toMatchObject({ method: 'PUT', url: '/api/v1/files/s3/decisum/in/my%20data.csv', body: 'a,b\n1,2\n' });
-      expect(requests[0].headers['content-length']).toBe('8');
-      const local = await decisum(['upload', file, '--url', url]);
-      expect(local.stdout).toBe('my data.csv\n');
-      expect(requests[1].url).toBe('/api/v1/files/local/my%20data.csv');
-      const piped = await decisum(['upload', '-', 'file:reports/x.csv', '--json', '--url', url], { input: 'x\n1\n' });
-      expect(JSON.parse(piped.stdout)).toMatchObject({ location: 'reports/x.csv', size: 4 });
-      expect(requests[2]).toMatchObject({ url: '/api/v1/files/local/reports/x.csv', body: 'x\n1\n' });
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+  it('upload streams a file or stdin to the files API, never replacing a file unless --force', async () => {
+    const file = path.join(scratch, 'my data.csv');
+    fs.writeFileSync(file, 'a,b\n1,2\n');
+    const run = await decisum(['upload', file, 's3://decisum/in/', '--url', url]);
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.stdout).toBe('s3://decisum/in/my data.csv\n');
+    expect(requests[0]).toMatchObject({ method: 'PUT', url: '/api/v1/files/s3/decisum/in/my%20data.csv', body: 'a,b\n1,2\n' });
+    expect(requests[0].headers).toMatchObject({ 'content-length': '8', 'if-none-match': '*' });
+    const local = await decisum(['upload', file, '--url', url]);
+    expect(local.stdout).toBe('my data.csv\n');
+    expect(requests[1].url).toBe('/api/v1/files/local/my%20data.csv');
+    const piped = await decisum(['upload', '-', 'file:reports/x.csv', '--json', '--url', url], { input: 'x\n1\n' });
+    expect(JSON.parse(piped.stdout)).toMatchObject({ location: 'reports/x.csv', size: 4 });
+    expect(requests[2]).toMatchObject({ url: '/api/v1/files/local/reports/x.csv', body: 'x\n1\n' });
+
+    const refused = await decisum(['upload', file, 'exists.csv', '--url', url]);
+    expect(refused).toEqual({ code: 3, stdout: '', stderr: 'decisum upload: exists.csv already exists on the server; pass --force to replace it\n' });
+    const forced = await decisum(['upload', file, 'exists.csv', '-f', '--url', url]);
+    expect(forced.code).toBe(0);
+    expect(requests[4].headers['if-none-match']).toBeUndefined();
+  });
+
+  it('download writes a file (its name by default), or stdout with -, and replaces one only with --force', async () => {
+    const dir = fs.mkdtempSync(path.join(scratch, 'dl-'));
+    const run = await decisum(['download', 'reports/a.csv', '--url', url], { cwd: dir });
+    expect(run).toEqual({ code: 0, stdout: '', stderr: 'downloaded 8 bytes to a.csv\n' });
+    expect(fs.readFileSync(path.join(dir, 'a.csv'), 'utf8')).toBe('a,b\n1,2\n');
+
+    fs.writeFileSync(path.join(dir, 'a.csv'), 'mine\n');
+    const refused = await decisum(['download', 'reports/a.csv', '--url', url], { cwd: dir });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^decisum download: a\.csv exists; pass --force to replace it\n/);
+    expect(fs.readFileSync(path.join(dir, 'a.csv'), 'utf8')).toBe('mine\n');
+    expect((await decisum(['download', 'reports/a.csv', 'a.csv', '--force', '--url', url], { cwd: dir })).code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'a.csv'), 'utf8')).toBe('a,b\n1,2\n');
+
+    expect(await decisum(['download', 'reports/a.csv', '-', '-u', url])).toEqual({ code: 0, stdout: 'a,b\n1,2\n', stderr: 'downloaded 8 bytes\n' });
+    expect(fs.readdirSync(dir)).toEqual(['a.csv']);
+  });
+
+  it('download: a missing file is exit 3 with the API\'s words; a cut download exit 3, leaving no file behind', async () => {
+    const dir = fs.mkdtempSync(path.join(scratch, 'dl-'));
+    const missing = await decisum(['download', 'nope.csv', '--url', url], { cwd: dir });
+    expect(missing).toEqual({ code: 3, stdout: '', stderr: 'decisum download: GET /api/v1/files/local/nope.csv answered 404 FILE_NOT_FOUND: nope.csv does not exist\n' });
+    const cut = await decisum(['download', 'cut.csv', '--url', url], { cwd: dir });
+    expect(cut.code).toBe(3);
+    expect(cut.stderr).toMatch(/^decisum download: the download of cut\.csv (was cut short|ended after 10 of 1000 bytes)/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    const toStdout = await decisum(['download', 'cut.csv', '-', '--url', url]);
+    expect(toStdout.code).toBe(3);
+    expect(toStdout.stderr).toMatch(/^decisum download: the download of cut\.csv was cut short: ECONNRESET\n$/);
   });
 });
 
@@ -343,7 +577,7 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
 
     const run = await cli('submit', 'in/sample.csv', '--wait');
     expect(run.stderr).toMatch(/succeeded: 168 rows, 5 columns summed/);
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout.trimEnd().split('\n')).toEqual([
       'column  index  count  sum',
       'col0    1      168    87.231379072549653118',
@@ -354,16 +588,36 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
     ]);
   });
 
-  it('submit then status --wait --json give the job as the API has it', async () => {
+  it('refuses to upload over a stored file without --force, and downloads it back byte for byte', async () => {
+    const again = await cli('upload', SAMPLE, 'in/');
+    expect(again).toEqual({ code: 3, stdout: '', stderr: 'decisum upload: in/sample.csv already exists on the server; pass --force to replace it\n' });
+    const other = path.join(scratch, 'other.csv');
+    fs.writeFileSync(other, 'a\n1\n');
+    expect((await cli('upload', other, 'in/sample.csv', '--force')).code).toBe(0);
+    expect(fs.readFileSync(path.join(stack.dataDir, 'in', 'sample.csv'), 'utf8')).toBe('a\n1\n');
+    expect((await cli('upload', SAMPLE, 'in/', '-f')).code).toBe(0);
+
+    const out = path.join(scratch, 'back.csv');
+    expect((await cli('download', 'in/sample.csv', out)).code).toBe(0);
+    expect(fs.readFileSync(out)).toEqual(fs.readFileSync(SAMPLE));
+  });
+
+  it('submit then status --wait --json give the job as the API has it; list and cancel see it', async () => {
     stack.writeFile('ints.csv', 'a,b\n1,2\n3,4\n');
     const submitted = await cli('submit', 'file:ints.csv');
-    expect(submitted.code).toBe(0);
+    expect(submitted).toMatchObject({ code: 0 });
     const id = submitted.stdout.trim();
     const run = await cli('status', id, '--wait', '--json');
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     expect(JSON.parse(run.stdout)).toMatchObject({ id, status: 'succeeded', result: { rows: 2, columns: [{ name: 'a', sum: '4' }] } });
     const human = await cli('status', id);
     expect(human.stdout).toMatch(/^status +succeeded$/m);
+
+    const list = await cli('list', '--status', 'succeeded', '--all');
+    expect(list.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/ succeeded +\S+ +2 rows +ints\.csv$/);
+    const cancel = await cli('cancel', id);
+    expect(cancel.code).toBe(3);
+    expect(cancel.stderr).toMatch(/answered 409 JOB_FINISHED: job \S+ already succeeded/);
   });
 
   it('exits 1 for a job that fails on bad data, naming the code, row and column', async () => {
@@ -378,7 +632,7 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
     const upload = await decisum(['upload', '-', 'gen/ints.csv', '--url', stack.url], { input: generated.stdout });
     expect(upload).toMatchObject({ code: 0, stdout: 'gen/ints.csv\n' });
     const run = await cli('submit', 'gen/ints.csv', '--wait', '--json');
-    expect(run.code).toBe(0);
+    expect(run).toMatchObject({ code: 0 });
     const rows = parseCsv(generated.stdout).slice(1);
     const expected = [0, 10, 20].map((i) => ({ name: `col${i + 1}`, index: i, count: 2000, sum: String(rows.reduce((t, r) => t + Number(r[i]), 0)) }));
     const job = JSON.parse(run.stdout) as Job;

@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
 import { AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
+import { ApiDocs } from '../src/openapi';
 import { createFilesRouter } from '../src/routes/files';
 import { makeCsv, sha256 } from '../../test/support/data';
 import { startS3, uniqueBucket, type TestS3 } from '../../test/support/s3';
@@ -16,6 +18,7 @@ let client: S3Client;
 let dataDir: string;
 let bucket: string;
 let app: express.Express;
+let local: LocalStorage;
 
 /** Binary bodies as Buffers. */
 function binary(res: request.Response, cb: (err: Error | null, body: Buffer) => void): void {
@@ -31,11 +34,11 @@ beforeAll(async () => {
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-files-'));
   const storage = new StorageRouter({
-    local: new LocalStorage({ dataDir, reads }),
+    local: (local = new LocalStorage({ dataDir, reads })),
     s3: new S3Storage({ client, reads, partSize: 5 * 1024 * 1024 }),
   });
   app = express();
-  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }));
+  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }, new ApiDocs(), '/api/v1/files'));
   // Stands in for the app's problem+json middleware.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err instanceof AppError ? err : new AppError('INTERNAL', String(err));
@@ -90,6 +93,52 @@ describe('local files', () => {
     expect([folder.status, problemOf(folder).code]).toEqual([400, 'VALIDATION']);
     const putFolder = await request(app).put('/api/v1/files/local/folder/').send('a\n');
     expect([putFolder.status, problemOf(putFolder).code]).toEqual([400, 'VALIDATION']);
+  });
+});
+
+describe('If-None-Match: * (create, never replace)', () => {
+  test('a new file is written; an existing one is refused with 412 FILE_EXISTS and left as it was', async () => {
+    const url = '/api/v1/files/local/once/a.csv';
+    const first = await request(app).put(url).set('If-None-Match', '*').send('a\n1\n');
+    expect(first.status).toBe(201);
+    const again = await request(app).put(url).set('If-None-Match', '*').send('a\n2\n');
+    expect([again.status, problemOf(again).code, (again.body as { message: string }).message]).toEqual([412, 'FILE_EXISTS', 'once/a.csv already exists']);
+    expect(fs.readFileSync(path.join(dataDir, 'once', 'a.csv'), 'utf8')).toBe('a\n1\n');
+    // Without the header a PUT replaces, as before.
+    expect((await request(app).put(url).send('a\n3\n')).status).toBe(201);
+    expect(fs.readFileSync(path.join(dataDir, 'once', 'a.csv'), 'utf8')).toBe('a\n3\n');
+  });
+
+  test('an entity tag in If-None-Match is refused (400), not ignored, and nothing is written', async () => {
+    const res = await request(app).put('/api/v1/files/local/once/etag.csv').set('If-None-Match', '"abc"').send('a\n');
+    expect([res.status, problemOf(res).code]).toEqual([400, 'VALIDATION']);
+    expect((res.body as { message: string }).message).toContain('If-None-Match: "abc"');
+    expect(fs.existsSync(path.join(dataDir, 'once', 'etag.csv'))).toBe(false);
+  });
+
+  test('two exclusive writes racing for one name: one wins whole, the other gets FILE_EXISTS, no temp file is left', async () => {
+    const loc = { kind: 'local', path: 'race/r.csv' } as const;
+    const bodies = [new PassThrough(), new PassThrough()];
+    const writes = bodies.map((body) => local.write(loc, body, { exclusive: true }).then(() => 'ok', (err: AppError) => err.code));
+    // Both bodies are in flight before either ends, so the name is free when both start.
+    bodies[0].write('x\n');
+    bodies[1].write('y\n');
+    bodies[0].end('1\n');
+    bodies[1].end('2\n');
+    const outcomes = await Promise.all(writes);
+    expect(outcomes.slice().sort()).toEqual(['FILE_EXISTS', 'ok']);
+    const winner = outcomes.indexOf('ok');
+    expect(fs.readFileSync(path.join(dataDir, 'race', 'r.csv'), 'utf8')).toBe(['x\n1\n', 'y\n2\n'][winner]);
+    expect(fs.readdirSync(path.join(dataDir, 'race'))).toEqual(['r.csv']);
+  });
+
+  test('S3: an existing key is refused with 412 before the body is stored', async () => {
+    const url = `/api/v1/files/s3/${bucket}/once/b.csv`;
+    expect((await request(app).put(url).set('If-None-Match', '*').send('b\n1\n')).status).toBe(201);
+    const again = await request(app).put(url).set('If-None-Match', '*').send('b\n2\n');
+    expect([again.status, problemOf(again).code]).toEqual([412, 'FILE_EXISTS']);
+    const get = await request(app).get(url).buffer(true).parse(binary);
+    expect((get.body as Buffer).toString()).toBe('b\n1\n');
   });
 });
 

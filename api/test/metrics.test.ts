@@ -3,7 +3,8 @@ import request from 'supertest';
 import { SAMPLE } from '../../test/support/sample';
 import { startStack, type Stack } from '../../test/support/stack';
 import { sample } from '../../test/support/prometheus';
-import { jobOf } from '../../test/support/http';
+import { activeOf, jobOf } from '../../test/support/http';
+import { waitFor } from '../../test/support/wait';
 
 describe('GET /metrics on the API', () => {
   let stack: Stack;
@@ -25,13 +26,18 @@ describe('GET /metrics on the API', () => {
     expect(text).toContain('# TYPE decisum_jobs_submitted_total counter');
     expect(text).toContain('# TYPE decisum_jobs_queued gauge');
     expect(text).toContain('# TYPE decisum_jobs_running gauge');
+    expect(text).toContain('# TYPE decisum_jobs_active gauge');
+    expect(text).toContain('# TYPE decisum_jobs_lease_expired gauge');
     expect(sample(text, 'decisum_jobs_submitted_total')).toBe(0);
+    expect(sample(text, 'decisum_jobs_active')).toBe(0);
+    expect(sample(text, 'decisum_jobs_lease_expired')).toBe(0);
     expect(sample(text, 'decisum_jobs_queued')).toBe(0);
     expect(sample(text, 'decisum_jobs_running')).toBe(0);
-    expect(sample(text, 'decisum_api_process_cpu_user_seconds_total')).toBeGreaterThan(0);
-    expect(sample(text, 'decisum_api_process_resident_memory_bytes')).toBeGreaterThan(0);
-    expect(sample(text, 'decisum_api_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
-    expect(text).toMatch(/^decisum_api_nodejs_heap_space_size_used_bytes\{space="old"\} \d+/m);
+    // prom-client's standard names, as stock Node.js dashboards expect them.
+    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(sample(text, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
+    expect(text).toMatch(/^nodejs_heap_space_size_used_bytes\{space="old"\} \d+/m);
   });
 
   it('counts an accepted submission once, and the queued gauge reads it from Redis', async () => {
@@ -47,8 +53,34 @@ describe('GET /metrics on the API', () => {
     expect(sample(text, 'decisum_jobs_submitted_total')).toBe(before + 1);
     expect(sample(text, 'decisum_jobs_queued')).toBe(1);
     expect(sample(text, 'decisum_jobs_running')).toBe(0);
+    expect(sample(text, 'decisum_jobs_active')).toBe(activeOf(await request(stack.url).get('/api/v1/jobs/active').expect(200)).active);
+    expect(sample(text, 'decisum_jobs_active')).toBe(1);
 
     await request(stack.url).delete(`/api/v1/jobs/${jobOf(first).id}`).expect(200);
     expect(sample(await scrape(), 'decisum_jobs_queued')).toBe(0);
+  });
+
+  it('counts a running job whose lease lapsed as expired, and no longer as active', async () => {
+    const job = jobOf(await request(stack.url).post('/api/v1/jobs').send({ file: 'sample.csv' }).expect(202));
+    // Claimed as an executor would, then never renewed: the executor "died" at once.
+    expect((await stack.store.claim(job.id)).kind).toBe('claimed');
+    let text = await scrape();
+    expect(sample(text, 'decisum_jobs_running')).toBe(1);
+    expect(sample(text, 'decisum_jobs_active')).toBe(1);
+    expect(sample(text, 'decisum_jobs_lease_expired')).toBe(0);
+
+    await waitFor(async () => {
+      const t = await scrape();
+      return sample(t, 'decisum_jobs_lease_expired') === 1 ? t : undefined;
+    }, { timeoutMs: 15_000, what: 'the lease to lapse' });
+    // A scrape reads the counts and the expired leases apart: the one that saw the lapse may have counted just before it.
+    text = await scrape();
+    expect(sample(text, 'decisum_jobs_lease_expired')).toBe(1);
+    expect(sample(text, 'decisum_jobs_running')).toBe(0);
+    expect(sample(text, 'decisum_jobs_active')).toBe(0);
+    expect(activeOf(await request(stack.url).get('/api/v1/jobs/active').expect(200)).active).toBe(0);
+
+    await request(stack.url).delete(`/api/v1/jobs/${job.id}`).expect(200);
+    expect(sample(await scrape(), 'decisum_jobs_lease_expired')).toBe(0);
   });
 });

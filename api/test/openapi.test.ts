@@ -2,28 +2,30 @@ import fs from 'node:fs';
 import type { Express } from 'express';
 import request, { type Response } from 'supertest';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
-import { createLogger, type JobStore, type Storage } from '@decisum/shared';
-import { createApp } from '../src/app';
+import { createLogger, createRegistry, type JobStore, type Storage } from '@decisum/shared';
+import { createApp, type App } from '../src/app';
 import { createMetrics } from '../src/metrics';
-import { buildOpenApi } from '../src/openapi';
+import type { OpenApiDocument } from '../src/openapi';
 import { SAMPLE, SAMPLE_SUMS } from '../../test/support/sample';
 import { startStack, type Stack } from '../../test/support/stack';
 import { jobOf, pageOf } from '../../test/support/http';
 
-type Doc = ReturnType<typeof buildOpenApi>;
-const doc: Doc = buildOpenApi();
+type Doc = OpenApiDocument;
 
 /** The app as main.ts builds it, with inert deps: route discovery needs no connection. */
-function inertApp(): Express {
+function inertApp(): App {
   const store = {} as JobStore;
   return createApp({
     store,
     broker: { publish: () => Promise.resolve(), connected: true },
     storage: {} as Storage,
     logger: createLogger('test', 'silent'),
-    metrics: createMetrics(store),
+    metrics: createMetrics(store, createRegistry()),
   });
 }
+
+// Written by the routes as the app adds them.
+const doc: Doc = inertApp().openapi;
 
 interface Layer {
   route?: { path: string; methods: Record<string, boolean | undefined> };

@@ -16,6 +16,7 @@ export interface ComputeDeps {
 export async function sumLocation(loc: Location, options: JobOptions, deps: ComputeDeps): Promise<JobResult> {
   const { signal, onProgress, onRetry } = deps;
   const object = await deps.storage.open(loc, { signal, onRetry });
+  onProgress({ bytesRead: 0, bytesTotal: object.info.size, rows: 0 });
   try {
     return await sumObject(object, { ...options, threads: deps.threads, signal, onProgress, onRetry, workerEntry: deps.workerEntry });
   } finally {

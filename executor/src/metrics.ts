@@ -1,6 +1,9 @@
 import http from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ErrorBody, JobResult } from '@decisum/shared';
+
+/** What the executor's readiness rests on, by name (redis, rabbitmq, …): true while that part works. */
+export type ReadinessChecks = () => Record<string, boolean>;
 
 export interface ExecutorMetrics {
   registry: Registry;
@@ -10,9 +13,13 @@ export interface ExecutorMetrics {
   finished(outcome: { result: JobResult } | { error: ErrorBody }, seconds: number, bytes: number): void;
 }
 
-export function createExecutorMetrics(): ExecutorMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'decisum_executor_' });
+const isReady = (checks: Record<string, boolean>): boolean => Object.values(checks).every(Boolean);
+
+/**
+ * The executor's job metrics, in the process's registry (which holds the default Node.js metrics),
+ * and, given its readiness checks, the decisum_executor_ready gauge.
+ */
+export function createExecutorMetrics(registry: Registry, checks?: ReadinessChecks): ExecutorMetrics {
   const registers = [registry];
   const succeeded = new Counter({ name: 'decisum_jobs_succeeded_total', help: 'Jobs that produced a result', registers });
   const failed = new Counter({
@@ -33,6 +40,22 @@ export function createExecutorMetrics(): ExecutorMetrics {
     buckets: [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10],
     registers,
   });
+  const throughput = new Histogram({
+    name: 'decisum_job_throughput_bytes_per_second',
+    help: 'Bytes read per second of wall time by a job attempt that reached an outcome',
+    buckets: [1e5, 1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2e9, 4e9],
+    registers,
+  });
+  if (checks) {
+    new Gauge({
+      name: 'decisum_executor_ready',
+      help: '1 while this executor can take jobs (Redis and RabbitMQ connected, not shutting down), else 0',
+      registers,
+      collect() {
+        this.set(isReady(checks()) ? 1 : 0);
+      },
+    });
+  }
   return {
     registry,
     storageRetries: new Counter({ name: 'decisum_storage_retries_total', help: 'Storage reads resumed after a fault', registers }),
@@ -43,15 +66,35 @@ export function createExecutorMetrics(): ExecutorMetrics {
       else { failed.inc({ code: outcome.error.code }); }
       duration.observe(seconds);
       bytes.observe(n);
+      // A job too quick to time says nothing about read speed.
+      if (seconds > 0) { throughput.observe(n / seconds); }
     },
   };
 }
 
-/** A bare /metrics endpoint for Prometheus to scrape each executor. */
-export function serveMetrics(registry: Registry, port: number): http.Server {
+/**
+ * The executor's own HTTP port: /metrics for Prometheus, /healthz (the process answers) and
+ * /readyz (every readiness check passes; 503 with the failing ones otherwise) for health checks.
+ */
+export function serveMetrics(registry: Registry, port: number, checks: ReadinessChecks = () => ({})): http.Server {
   return http
     .createServer((req, res) => {
-      if (req.url !== '/metrics') {
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+        return;
+      }
+      if (path === '/healthz') {
+        json(res, 200, { status: 'ok' });
+        return;
+      }
+      if (path === '/readyz') {
+        const state = checks();
+        const ready = isReady(state);
+        json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', checks: state });
+        return;
+      }
+      if (path !== '/metrics') {
         res.writeHead(404).end();
         return;
       }
@@ -61,4 +104,8 @@ export function serveMetrics(registry: Registry, port: number): http.Server {
       );
     })
     .listen(port);
+}
+
+function json(res: http.ServerResponse, status: number, body: object): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
 }

@@ -1,5 +1,5 @@
-import { EventEmitter } from 'node:events';
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import { AmqpConnectionManagerClass, type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { AppError } from './errors';
 import { JobMessageSchema, type JobMessage } from './job';
 import type { Logger } from './logger';
@@ -53,142 +53,136 @@ export function decodeMessage(content: Buffer): JobMessage | undefined {
 }
 
 export interface BrokerOptions {
-  url: string;
+  /** One or more nodes; a reconnect tries the next. */
+  urls: string[];
   topology: Topology;
   logger: Logger;
   publishTimeoutMs?: number;
-  maxReconnectDelayMs?: number;
+  /** Wait between connection attempts; 1 s when absent. */
+  reconnectMs?: number;
 }
 
-type Setup = (conn: ChannelModel) => Promise<void>;
+/** Runs on every new channel, after the topology is declared: consumers, prefetch. */
+export type ChannelSetup = (ch: Channel) => Promise<void> | void;
+
+const unavailable = (detail: string, cause?: unknown) => new AppError('BROKER_UNAVAILABLE', detail, { status: 503, cause });
 
 /**
- * One AMQP connection that reconnects with backoff and runs every registered setup
- * (topology, consumers) again on each new connection.
+ * The process's AMQP connection (amqp-connection-manager: it reconnects, round-robin over the nodes,
+ * and runs every channel's setup again on each new connection) and the confirm channel jobs are
+ * published on. Consumers open their own channels with `channel()`.
  */
-export class Broker extends EventEmitter {
-  private conn?: ChannelModel;
-  private publisher?: ConfirmChannel;
-  private readonly setups: Setup[] = [];
+export class Broker {
+  private readonly manager: AmqpConnectionManager;
+  private readonly publisher: ChannelWrapper;
+  private publisherUp = false;
+  private started?: Promise<void>;
   private closing = false;
-  private attempt = 0;
-  private timer?: NodeJS.Timeout;
-  private firstConnect?: Promise<void>;
+  private failures = 0;
+  private restart?: NodeJS.Timeout;
 
   constructor(private readonly options: BrokerOptions) {
-    super();
+    const { logger } = options;
+    this.manager = new AmqpConnectionManagerClass(options.urls, {
+      reconnectTimeInSeconds: (options.reconnectMs ?? 1000) / 1000,
+      connectionOptions: { timeout: 5000 },
+    });
+    this.manager.on('connect', () => {
+      this.failures = 0;
+      logger.info({ queue: options.topology.jobs }, 'amqp connected');
+    });
+    this.manager.on('disconnect', ({ err }) => {
+      if (!this.closing) { logger.warn({ err }, 'amqp connection lost; reconnecting'); }
+    });
+    this.manager.on('connectFailed', ({ err }) => {
+      // One line per outage, not one per attempt.
+      if (this.failures++ === 0) { logger.warn({ err }, 'amqp connect failed; retrying'); }
+    });
+    this.publisher = this.channel(
+      'publisher',
+      (ch) => {
+        ch.once('close', () => (this.publisherUp = false));
+        this.publisherUp = true;
+      },
+      { confirm: true },
+    );
   }
 
+  /** True while a message can be published and confirmed. */
   get connected(): boolean {
-    return this.publisher !== undefined;
+    return this.publisherUp;
   }
 
   get topology(): Topology {
     return this.options.topology;
   }
 
-  /** Adds a setup that runs now (if connected) and after every reconnect. */
-  async use(setup: Setup): Promise<void> {
-    this.setups.push(setup);
-    if (this.conn) { await setup(this.conn); }
-  }
-
-  /** Resolves on the first connection; keeps reconnecting in the background after that. */
+  /** Connects; resolves once the topology is declared, and keeps reconnecting in the background for good. */
   start(): Promise<void> {
-    this.firstConnect ??= new Promise<void>((resolve) => {
-      this.once('connected', () => resolve());
-      void this.connect();
+    this.started ??= (async () => {
+      // Rejects only on refused credentials; the manager keeps trying meanwhile.
+      this.manager.connect().catch((err: unknown) => this.options.logger.error({ err }, 'amqp connect refused'));
+      await this.publisher.waitForConnect();
+    })();
+    return this.started;
+  }
+
+  /**
+   * A channel whose setup (after the topology) runs on every connection. A channel the broker closes
+   * on its own leaves the connection up, so the connection is started over to bring the channel back.
+   */
+  channel(name: string, setup: ChannelSetup, { confirm = false } = {}): ChannelWrapper {
+    const { logger, topology } = this.options;
+    const wrapper = this.manager.createChannel({
+      name,
+      confirm,
+      setup: async (ch: ConfirmChannel) => {
+        ch.on('error', (err: Error) => {
+          logger.warn({ err, channel: name }, 'amqp channel closed by the broker; reconnecting');
+          this.reconnectSoon();
+        });
+        await assertTopology(ch, topology);
+        await setup(ch);
+      },
     });
-    return this.firstConnect;
+    wrapper.on('error', (err: Error) => logger.warn({ err, channel: name }, 'amqp channel setup failed'));
+    return wrapper;
   }
 
-  private async connect(): Promise<void> {
-    if (this.closing) { return; }
-    const { logger, url, topology } = this.options;
-    let conn: ChannelModel | undefined;
-    try {
-      conn = await amqp.connect(url, { timeout: 5000 });
-      conn.on('error', (err: Error) => logger.warn({ err }, 'amqp connection error'));
-      conn.on('close', () => this.lost(conn));
-      const publisher = await conn.createConfirmChannel();
-      publisher.on('error', (err: Error) => logger.warn({ err }, 'amqp publish channel error'));
-      publisher.on('close', () => {
-        // A channel closed by the broker leaves the connection up: start over so publishing works again.
-        if (this.conn === conn && !this.closing) { void conn?.close().catch(() => undefined); }
-      });
-      await assertTopology(publisher, topology);
-      this.conn = conn;
-      this.publisher = publisher;
-      for (const setup of this.setups) { await setup(conn); }
-      this.attempt = 0;
-      logger.info({ queue: topology.jobs }, 'amqp connected');
-      this.emit('connected');
-    } catch (err) {
-      logger.warn({ err }, 'amqp connect failed');
-      if (conn) { await conn.close().catch(() => undefined); }
-      else { this.schedule(); }
-    }
+  /** After the reconnect wait, so a channel the broker keeps refusing does not spin. */
+  private reconnectSoon(): void {
+    if (this.closing || this.restart) { return; }
+    this.restart = setTimeout(() => {
+      this.restart = undefined;
+      if (!this.closing) { this.manager.reconnect(); }
+    }, this.options.reconnectMs ?? 1000);
   }
 
-  private lost(conn: ChannelModel | undefined): void {
-    if (conn !== undefined && this.conn !== undefined && this.conn !== conn) { return; }
-    const wasUp = this.conn !== undefined;
-    this.conn = undefined;
-    this.publisher = undefined;
-    if (this.closing) { return; }
-    if (wasUp) {
-      this.options.logger.warn('amqp connection lost; reconnecting');
-      this.emit('disconnected');
-    }
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.closing || this.timer) { return; }
-    const max = this.options.maxReconnectDelayMs ?? 10_000;
-    const delay = Math.min(max, 100 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.connect();
-    }, delay);
-  }
-
-  /** Resolves once the broker confirmed the message; BROKER_UNAVAILABLE otherwise. */
+  /** Resolves once the broker confirmed the message; BROKER_UNAVAILABLE (nothing was queued) otherwise. */
   async publish(msg: JobMessage): Promise<void> {
-    const ch = this.publisher;
-    if (!ch) { throw new AppError('BROKER_UNAVAILABLE', 'the message broker is unavailable; try again shortly', { status: 503 }); }
-    const timeoutMs = this.options.publishTimeoutMs ?? 5000;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new AppError('BROKER_UNAVAILABLE', 'the message broker did not confirm in time', { status: 503 })),
-        timeoutMs,
+    if (!this.connected) { throw unavailable('the message broker is unavailable; try again shortly'); }
+    try {
+      await this.publisher.sendToQueue(this.options.topology.jobs, encodeMessage(msg), {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: msg.id,
+        // A message not confirmed in time is dropped from the wrapper's queue, so it is never sent late.
+        timeout: this.options.publishTimeoutMs ?? 5000,
+      });
+    } catch (err) {
+      throw unavailable(
+        err instanceof Error && err.message === 'timeout' ? 'the message broker did not confirm in time' : 'the message broker refused the message',
+        err,
       );
-      try {
-        ch.sendToQueue(
-          this.options.topology.jobs,
-          encodeMessage(msg),
-          { persistent: true, contentType: 'application/json', messageId: msg.id },
-          (err: unknown) => {
-            clearTimeout(timer);
-            if (err) { reject(new AppError('BROKER_UNAVAILABLE', 'the message broker refused the message', { status: 503, cause: err })); }
-            else { resolve(); }
-          },
-        );
-      } catch (err) {
-        clearTimeout(timer);
-        reject(new AppError('BROKER_UNAVAILABLE', 'the message broker is unavailable', { status: 503, cause: err }));
-      }
-    });
+    }
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    clearTimeout(this.timer);
-    const conn = this.conn;
-    this.conn = undefined;
-    this.publisher = undefined;
-    if (conn) { await conn.close().catch(() => undefined); }
+    this.publisherUp = false;
+    clearTimeout(this.restart);
+    await this.manager.close();
   }
 }
 
-export type { ConsumeMessage, Channel, ChannelModel };
+export type { Channel, ChannelWrapper, ConsumeMessage };

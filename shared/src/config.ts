@@ -7,19 +7,25 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number({ message: 'must be a number' }).int('must be a whole number').min(min).max(max);
-const url = (protocols: string[]) =>
-  z.string().refine((v) => {
-    try {
-      return protocols.includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a ${protocols.join(' or ')}// URL`);
+const isUrl = (v: string, protocols: string[]) => {
+  try {
+    return protocols.includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+};
+const url = (protocols: string[]) => z.string().refine((v) => isUrl(v, protocols), `must be a ${protocols.join(' or ')}// URL`);
+/** One URL, or several separated by commas (the nodes of a cluster). */
+const urls = (protocols: string[]) =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((u) => u.trim()))
+    .refine((list) => list.every((u) => isUrl(u, protocols)), `must be ${protocols.join(' or ')}// URLs separated by commas`);
 
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
-  AMQP_URL: url(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  AMQP_URL: urls(['amqp:', 'amqps:']).default(['amqp://guest:guest@127.0.0.1:5672']),
   DATA_DIR: z.string().min(1).default('./data'),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_REGION: z.string().min(1).optional(),
@@ -47,14 +53,14 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
   RETRY_BACKOFF_MS: int(0).default(1000),
   EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
-  DECISUM_TEST_CRASH_AFTER_WRITE: bool.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 export interface Config {
   port: number;
   redisUrl: string;
-  amqpUrl: string;
+  /** RabbitMQ nodes, tried in turn. */
+  amqpUrls: string[];
   /** Absolute. */
   dataDir: string;
   s3: {
@@ -73,8 +79,6 @@ export interface Config {
     /** 0 turns the executor's /metrics server off. */
     metricsPort: number;
     retryBackoffMs: number;
-    /** Fault injection for the crash tests only. */
-    crashAfterWrite: boolean;
   };
   jobs: {
     maxAttempts: number;
@@ -108,7 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: e.PORT,
     redisUrl: e.REDIS_URL,
-    amqpUrl: e.AMQP_URL,
+    amqpUrls: e.AMQP_URL,
     dataDir: path.resolve(e.DATA_DIR),
     s3: {
       endpoint: e.S3_ENDPOINT,
@@ -126,7 +130,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       threads: e.EXECUTOR_THREADS,
       metricsPort: e.EXECUTOR_METRICS_PORT,
       retryBackoffMs: e.RETRY_BACKOFF_MS,
-      crashAfterWrite: e.DECISUM_TEST_CRASH_AFTER_WRITE,
     },
     jobs: {
       maxAttempts: e.MAX_ATTEMPTS,

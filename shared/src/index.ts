@@ -1,6 +1,7 @@
 export * from './config';
 export * from './errors';
 export * from './job';
+export * from './status';
 export * from './location';
 export * from './logger';
 export * from './storage';
@@ -9,3 +10,7 @@ export * from './broker';
 export * from './redis';
 export * from './process';
 export * from './csvgen';
+export * from './metrics';
+export * from './responses';
+export * from './retry';
+export * from './services';

@@ -1,17 +1,10 @@
 import { z } from 'zod';
+import { JOB_STATUSES } from './status';
 
 /** One schema per thing that crosses a boundary: the HTTP body, the queue message, the stored job. */
 
 export const DELIMITERS = [',', ';', '\t', '|'] as const;
 export type Delimiter = (typeof DELIMITERS)[number];
-
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-
-export function isFinal(status: string | null | undefined): boolean {
-  return FINAL_STATUSES.includes(status as JobStatus);
-}
 
 export const JobOptionsSchema = z.object({
   step: z.number().int().min(1).max(1_000_000).default(10).describe('sum every step-th data column'),
@@ -89,6 +82,13 @@ export const JobSchema = z.object({
 });
 export type Job = z.infer<typeof JobSchema>;
 
+/** A page of `GET /api/v1/jobs`, newest first. */
+export const JobPageSchema = z.object({
+  jobs: z.array(JobSchema),
+  nextCursor: z.string().optional().describe('pass as `cursor` for the next page; absent on the last page'),
+});
+export type JobPage = z.infer<typeof JobPageSchema>;
+
 /** The queue message: just enough to find the job; Redis holds the truth. */
 export const JobMessageSchema = z.object({
   id: z.string().min(1),
@@ -96,6 +96,11 @@ export const JobMessageSchema = z.object({
   options: JobOptionsSchema,
 });
 export type JobMessage = z.infer<typeof JobMessageSchema>;
+
+/** The message that carries a recorded job to the executors. */
+export function jobMessage(job: Pick<Job, 'id' | 'file' | 'options'>): JobMessage {
+  return { id: job.id, file: job.file, options: job.options };
+}
 
 export const ActiveCountSchema = z.object({
   active: z.number().int(),

@@ -2,15 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
-import {
-  FINAL_STATUSES,
-  type ActiveCount,
-  type Job,
-  type JobOptions,
-  type JobResult,
-  type JobStatus,
-  type Progress,
-} from './job';
+import { JobSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
+import { FINAL_STATUSES, type JobStatus } from './status';
 
 /**
  * Redis is the record of every job. Keys under `{prefix}:`:
@@ -134,13 +127,18 @@ export type ClaimOutcome =
 
 export interface NewJob {
   file: string;
-  options: JobOptions;
+  options: Job['options'];
 }
 
-export interface JobPage {
-  jobs: Job[];
-  nextCursor?: string;
+/** What a lease renewal writes: the lease is extended, the progress recorded. */
+export interface Renewal {
+  id: string;
+  attempt: number;
+  progress?: Progress;
 }
+
+/** 'ok' while the attempt still owns the job; otherwise the status that took it away. */
+export type RenewalState = 'ok' | JobStatus | 'missing';
 
 export interface JobStoreOptions {
   prefix: string;
@@ -153,8 +151,8 @@ export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs'>): JobSto
   return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs };
 }
 
-function parseJson<T>(raw: string | undefined): T | undefined {
-  return raw === undefined || raw === '' ? undefined : (JSON.parse(raw) as T);
+function parseJson(raw: string | undefined): unknown {
+  return raw === undefined || raw === '' ? undefined : JSON.parse(raw);
 }
 
 const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
@@ -258,13 +256,24 @@ export class JobStore {
   }
 
   /** Renews the lease and records progress. Anything but 'ok' means this attempt no longer owns the job. */
-  async heartbeat(id: string, attempt: number, progress?: Progress): Promise<'ok' | JobStatus | 'missing'> {
-    const r = await this.run(
-      'heartbeat',
-      [this.jobKey(id), this.key('running')],
-      [id, attempt, this.now() + this.options.leaseMs, progress ? JSON.stringify(progress) : ''],
-    );
-    return r as 'ok' | JobStatus | 'missing';
+  async heartbeat(id: string, attempt: number, progress?: Progress): Promise<RenewalState> {
+    const [state] = await this.renew([{ id, attempt, progress }]);
+    return state;
+  }
+
+  /** Renews many leases in one round trip; the states come back in the same order. */
+  async renew(renewals: Renewal[]): Promise<RenewalState[]> {
+    const until = this.now() + this.options.leaseMs;
+    const pipeline = this.redis.pipeline();
+    for (const { id, attempt, progress } of renewals) {
+      const keys = [this.jobKey(id), this.key('running')];
+      pipeline.eval(SCRIPTS.heartbeat.lua, keys.length, ...keys, id, attempt, until, progress ? JSON.stringify(progress) : '');
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, state]) => {
+      if (err) { throw err; }
+      return state as RenewalState;
+    });
   }
 
   /** Writes the outcome once; false when a newer attempt or a cancel got there first. */
@@ -343,6 +352,11 @@ export class JobStore {
     return { active: queued + running, queued, running };
   }
 
+  /** Running jobs whose lease lapsed: their executor died or stalled, and no executor has claimed them again yet. */
+  async expiredLeases(): Promise<number> {
+    return this.redis.zcount(this.key('running'), '-inf', this.now());
+  }
+
   /** Newest first. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
   async list(opts: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
     const jobs: Job[] = [];
@@ -379,22 +393,26 @@ export class JobStore {
   }
 }
 
+/** A job's hash read back through the job's schema, so a record that does not fit is refused rather than cast. */
 function toJob(h: Record<string, string>): Job | undefined {
   if (!h.id) { return undefined; }
-  const job: Job = {
+  const record: Record<string, unknown> = {
     id: h.id,
-    status: h.status as JobStatus,
+    status: h.status,
     file: h.file,
-    options: JSON.parse(h.options) as JobOptions,
+    options: parseJson(h.options),
     createdAt: h.createdAt,
     attempts: Number(h.attempts),
-    progress: parseJson<Progress>(h.progress) ?? NO_PROGRESS,
+    progress: parseJson(h.progress) ?? NO_PROGRESS,
   };
-  if (h.startedAt) { job.startedAt = h.startedAt; }
-  if (h.finishedAt) { job.finishedAt = h.finishedAt; }
-  const result = parseJson<JobResult>(h.result);
-  if (result) { job.result = result; }
-  const error = parseJson<ErrorBody>(h.error);
-  if (error) { job.error = error; }
-  return job;
+  for (const field of ['startedAt', 'finishedAt'] as const) { if (h[field]) { record[field] = h[field]; } }
+  for (const field of ['result', 'error'] as const) { if (h[field]) { record[field] = parseJson(h[field]); } }
+  const parsed = JobSchema.safeParse(record);
+  if (!parsed.success) {
+    throw new AppError('INTERNAL', `job ${h.id}: the stored record does not fit the job schema (${parsed.error.issues.map((i) => i.path.join('.')).join(', ')})`, {
+      status: 500,
+      cause: parsed.error,
+    });
+  }
+  return parsed.data;
 }

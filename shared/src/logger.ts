@@ -1,7 +1,9 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(name: string, level = 'info'): Logger {
-  return pino({ name, level, base: { pid: process.pid, name } });
+/** JSON lines to stdout, or to `destination` (tests keep them). */
+export function createLogger(name: string, level = 'info', destination?: DestinationStream): Logger {
+  const options = { name, level, base: { pid: process.pid, name } };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from './logger';
+import { retryDelay } from './retry';
 
 export interface RedisOptions {
   /** Fail commands at once while disconnected (the API answers 503) instead of queueing them. */
@@ -11,7 +12,7 @@ export function createRedis(url: string, logger: Logger, options: RedisOptions =
     maxRetriesPerRequest: options.failFast ? 1 : null,
     enableOfflineQueue: !options.failFast,
     connectTimeout: 5000,
-    retryStrategy: (times) => Math.min(100 * 2 ** times, 5000),
+    retryStrategy: (times) => retryDelay(times, { baseMs: 100, maxMs: 5000 }),
   });
   let down = false;
   redis.on('error', (err: Error) => {

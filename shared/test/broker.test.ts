@@ -16,7 +16,7 @@ describe('Broker against the real RabbitMQ', () => {
 
   beforeAll(async () => {
     url = (await serviceUrls()).amqpUrl;
-    broker = new Broker({ url, topology, logger });
+    broker = new Broker({ urls: [url], topology, logger });
     await broker.start();
   });
   afterAll(async () => {
@@ -66,9 +66,32 @@ describe('Broker against the real RabbitMQ', () => {
   });
 
   it('refuses to publish with BROKER_UNAVAILABLE when not connected', async () => {
-    const idle = new Broker({ url, topology, logger });
+    const idle = new Broker({ urls: [url], topology, logger });
     await expect(idle.publish(message)).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE', status: 503 });
     await expect(idle.publish(message)).rejects.toBeInstanceOf(AppError);
+  });
+
+  it('takes a list of nodes and connects to the next when one refuses', async () => {
+    // Nothing listens on port 1: the first node refuses at once, and the reconnect tries the second.
+    const refusing = new URL(url);
+    refusing.port = '1';
+    const listed = new Broker({ urls: [refusing.toString(), url], topology, logger, reconnectMs: 50 });
+    try {
+      await listed.start();
+      expect(listed.connected).toBe(true);
+      await listed.publish({ ...message, id: 'j3' });
+      const conn = await amqp.connect(url);
+      try {
+        const ch = await conn.createChannel();
+        const got = await waitForMessage(ch, topology.jobs);
+        expect(decodeMessage(got.content)?.id).toBe('j3');
+        ch.ack(got);
+      } finally {
+        await conn.close();
+      }
+    } finally {
+      await listed.close();
+    }
   });
 
   it('tells a poison message from a job', () => {

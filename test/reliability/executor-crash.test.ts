@@ -82,7 +82,7 @@ test('kill -9 mid-job: another executor finishes it with the right sums on attem
 });
 
 test('kill -9 after the result is written, before the ack: the redelivery is acked without recomputing', async () => {
-  const crashing = await cluster.addExecutor({ DECISUM_TEST_CRASH_AFTER_WRITE: 'true' });
+  const crashing = await cluster.addExecutor({}, 'executor-crash-after-write');
   const res = await cluster.submit({ file: 'sample.csv' });
   expect(res.status).toBe(202);
   const id = jobOf(res).id;

@@ -1,26 +1,6 @@
-import type { ActiveCount, Job, JobPage } from '@decisum/shared';
+import type { ActiveCount, FileEntry, FileListing, Job, JobPage, Problem } from '@decisum/shared';
 
-/** What a problem+json answer carries. */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  fields?: string[];
-}
-
-export interface FileEntry {
-  path: string;
-  location: string;
-  size: number;
-  modified: string;
-}
-
-export interface FileListing {
-  location: string;
-  entries: FileEntry[];
-}
+export type { FileEntry, FileListing, Problem };
 
 type Answer = { body: unknown };
 

@@ -17,7 +17,16 @@ import { waitFor } from './wait';
  */
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = { api: path.join(ROOT, 'api', 'dist', 'main.js'), executor: path.join(ROOT, 'executor', 'dist', 'main.js') };
+/** What each kind of process runs: the built services, or a test-only entry under ts-node. */
+const ENTRIES = {
+  api: { args: [path.join(ROOT, 'api', 'dist', 'main.js')], ready: 'api listening' },
+  executor: { args: [path.join(ROOT, 'executor', 'dist', 'main.js')], ready: 'executor ready' },
+  'executor-crash-after-write': {
+    args: ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'test', 'support', 'executor-crash-after-write.ts')],
+    ready: 'executor ready',
+  },
+} as const;
+export type ServiceKind = keyof typeof ENTRIES;
 // One lock per checkout: two checkouts on one machine build their own trees side by side.
 const LOCK = path.join(os.tmpdir(), `decisum-test-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}.lock`);
 
@@ -169,16 +178,22 @@ export class ServiceProcess {
   }
 }
 
-/** Starts `node {kind}/dist/main.js` with exactly this environment (plus PATH) and waits until it is ready. */
-export async function startService(kind: 'api' | 'executor', name: string, env: Record<string, string>): Promise<ServiceProcess> {
+/** The AWS SDK's switch for its Node 20 notice, as jest.config.js set it, so child processes say no more than the tests do. */
+function sdkNotice(): Record<string, string> {
+  const value = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+  return value === undefined ? {} : { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: value };
+}
+
+/** Starts a process of this kind with exactly this environment (plus PATH) and waits until it is ready. */
+export async function startService(kind: ServiceKind, name: string, env: Record<string, string>): Promise<ServiceProcess> {
   await buildOnce();
-  const child = spawn(process.execPath, [MAIN[kind]], {
+  const child = spawn(process.execPath, ENTRIES[kind].args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...sdkNotice(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const proc = new ServiceProcess(name, child);
-  await proc.waitForLog((l) => l.msg === (kind === 'api' ? 'api listening' : 'executor ready'), {
+  await proc.waitForLog((l) => l.msg === ENTRIES[kind].ready, {
     timeoutMs: 30_000,
     what: `${kind} readiness`,
   });
@@ -265,8 +280,8 @@ export class Cluster {
     return proc;
   }
 
-  async addExecutor(env: Record<string, string> = {}): Promise<ServiceProcess> {
-    const proc = await startService('executor', `exec${++this.serial}`, { ...this.env, ...env });
+  async addExecutor(env: Record<string, string> = {}, kind: Exclude<ServiceKind, 'api'> = 'executor'): Promise<ServiceProcess> {
+    const proc = await startService(kind, `exec${++this.serial}`, { ...this.env, ...env });
     this.executors.push(proc);
     return proc;
   }

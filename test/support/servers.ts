@@ -36,7 +36,8 @@ process.once('exit', () => {
   }
 });
 
-function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
+/** A server process in its own process group, its output appended to logFile; killed if the test run dies. */
+export function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
   const out = fs.openSync(logFile, 'a');
   // Its own process group, so a kill reaches the whole tree (rabbitmq-server is a shell around beam).
   const child = spawn(cmd, args, { env, stdio: ['ignore', out, out], detached: true });
@@ -46,7 +47,8 @@ function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFil
   return child;
 }
 
-async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+/** Sends signal to the server's process group, then SIGKILL after timeoutMs; resolves once it exited. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) { return; }
   const exited = once(child, 'exit');
   process.kill(-child.pid!, signal);

@@ -1,30 +1,27 @@
-import { once } from 'node:events';
 import fs from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import type { Redis } from 'ioredis';
 import {
-  Broker,
   JobStore,
   createLogger,
   createRedis,
-  createStorage,
   isFinal,
   jobStoreOptions,
   loadConfig,
+  openServices,
   topologyFor,
+  type Broker,
   type Config,
   type Job,
   type Storage,
 } from '@decisum/shared';
-import { createApp } from '../../api/src/app';
-import { createMetrics } from '../../api/src/metrics';
-import { OutboxSweeper } from '../../api/src/sweeper';
-import { Executor, executorOptions } from '../../executor/src/executor';
+import { startApi } from '../../api/src/start';
+import type { OutboxSweeper } from '../../api/src/sweeper';
+import type { Executor } from '../../executor/src/executor';
+import { startExecutor } from '../../executor/src/start';
 import { serviceUrls } from './services';
 import { waitFor } from './wait';
 import { deleteTopology } from './amqp';
@@ -60,7 +57,8 @@ export interface Stack {
 
 /**
  * The real API and executors in this process, against the real Redis and RabbitMQ, under a fresh
- * DECISUM_PREFIX and DATA_DIR: test files never see each other's jobs, queues or files.
+ * DECISUM_PREFIX and DATA_DIR: test files never see each other's jobs, queues or files. Each is
+ * built as its process builds it (openServices, then startApi or startExecutor), with its own clients.
  */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const { redisUrl, amqpUrl } = await serviceUrls();
@@ -84,51 +82,28 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const config = loadConfig(env);
   const logger = createLogger('test', config.logLevel);
   const topology = topologyFor(config.prefix, config.jobs.maxAttempts);
-  const storeOptions = jobStoreOptions(config);
   const closers: (() => Promise<void> | void)[] = [];
 
-  const redis = createRedis(config.redisUrl, logger, { failFast: true });
-  closers.push(() => redis.disconnect());
-  const store = new JobStore(redis, storeOptions);
-  const broker = new Broker({ url: config.amqpUrl, topology, logger });
-  closers.push(() => broker.close());
-  await broker.start();
-  const { storage, clients } = createStorage(config);
+  const services = await openServices(config, logger, { failFast: true });
+  closers.push(() => services.close());
+  // Tests submit at once: wait for the broker rather than meet a 503.
+  await services.broker.start();
+  const api = await startApi(services, config, logger, { host: '127.0.0.1' });
+  closers.push(() => api.stop());
+  const { url, sweeper } = api;
+  const { store, storage, broker, redis } = services;
+
   const workerEntry = await builtWorkerEntry();
-  closers.push(() => clients.forEach((c) => c.destroy()));
-  const sweeper = new OutboxSweeper({ store, broker, logger }, { intervalMs: config.jobs.sweepIntervalMs, graceMs: config.jobs.publishGraceMs });
-  sweeper.start();
-  closers.push(() => sweeper.stop());
-
-  const app = createApp({
-    store,
-    broker,
-    storage,
-    logger,
-    metrics: createMetrics(store),
-    ready: { redis: async () => (await redis.ping()) === 'PONG' },
-  });
-  const server: Server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closers.push(() => new Promise<void>((r) => server.close(() => r())));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
   const executors: Executor[] = [];
   const addExecutor = async (): Promise<Executor> => {
-    const eRedis = createRedis(config.redisUrl, logger);
-    const eBroker = new Broker({ url: config.amqpUrl, topology, logger });
-    const executor = new Executor(
-      { store: new JobStore(eRedis, storeOptions), broker: eBroker, storage, logger },
-      { ...executorOptions(config), workerEntry },
-    );
-    await executor.start();
-    executors.push(executor);
+    const own = await openServices(config, logger);
+    const running = await startExecutor(own, config, logger, { workerEntry });
+    executors.push(running.executor);
     closers.push(async () => {
-      await executor.stop(0);
-      await eBroker.close();
-      eRedis.disconnect();
+      await running.stop(0);
+      await own.close();
     });
-    return executor;
+    return running.executor;
   };
   for (let i = 0; i < (options.executors ?? 1); i++) { await addExecutor(); }
 
@@ -145,7 +120,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     executors,
     addExecutor,
     async queueDepth() {
-      const conn = await amqp.connect(config.amqpUrl);
+      const conn = await amqp.connect(config.amqpUrls[0]);
       try {
         const ch = await conn.createChannel();
         return (await ch.checkQueue(topology.jobs)).messageCount;
@@ -170,9 +145,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       for (const close of closers.reverse()) { await close(); }
-      await deleteTopology(config.amqpUrl, topology);
+      await deleteTopology(config.amqpUrls[0], topology);
       const cleanup = createRedis(config.redisUrl, logger);
-      await new JobStore(cleanup, storeOptions).destroy();
+      await new JobStore(cleanup, jobStoreOptions(config)).destroy();
       cleanup.disconnect();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

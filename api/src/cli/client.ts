@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ActiveCount, Job } from '@decisum/shared';
+import type { ActiveCount, Job, JobStatus } from '@decisum/shared';
 
 /** Exit codes a shell script can rely on. */
 export const EXIT = {
@@ -21,6 +21,8 @@ export class CliError extends Error {
     readonly exitCode: number,
     /** Set for HTTP errors; polling gives up on these at once. */
     readonly status?: number,
+    /** The problem's code, for callers that tell one refusal from another (FILE_EXISTS). */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -44,13 +46,27 @@ export interface UploadResult {
   modified: string;
 }
 
+export interface JobPage {
+  jobs: Job[];
+  nextCursor?: string;
+}
+
+export interface Download {
+  /** From Content-Length; undefined when the server streams without one. */
+  size?: number;
+  body: Readable;
+}
+
 const REQUEST_TIMEOUT_MS = 30_000;
+const ACCEPT = 'application/json, application/problem+json';
 
 /** A thin client of decisum's HTTP API that turns every failure into a CliError with its exit code. */
 export class ApiClient {
   private readonly base: URL;
+  private readonly auth: Record<string, string>;
 
-  constructor(baseUrl: string) {
+  /** token: sent as `Authorization: Bearer …` on every request. */
+  constructor(baseUrl: string, token?: string) {
     let url: URL;
     try {
       url = new URL(baseUrl);
@@ -62,6 +78,11 @@ export class ApiClient {
     }
     if (!url.pathname.endsWith('/')) { url.pathname += '/'; }
     this.base = url;
+    // A header value cannot hold a line break; a space would split the credentials. Never echo the token.
+    if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+      throw usageError('the token (--token or DECISUM_TOKEN) must be one word of printable ASCII');
+    }
+    this.auth = token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
   }
 
   submit(body: SubmitBody, idempotencyKey?: string): Promise<Job> {
@@ -74,40 +95,47 @@ export class ApiClient {
     return this.json<Job>(`api/v1/jobs/${encodeURIComponent(id)}`);
   }
 
+  cancel(id: string): Promise<Job> {
+    return this.json<Job>(`api/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  }
+
+  list(query: { status?: JobStatus; limit?: number; cursor?: string }): Promise<JobPage> {
+    const params = new URLSearchParams();
+    if (query.status !== undefined) { params.set('status', query.status); }
+    if (query.limit !== undefined) { params.set('limit', String(query.limit)); }
+    if (query.cursor !== undefined) { params.set('cursor', query.cursor); }
+    const qs = params.toString();
+    return this.json<JobPage>(`api/v1/jobs${qs ? `?${qs}` : ''}`);
+  }
+
   active(): Promise<ActiveCount> {
     return this.json<ActiveCount>('api/v1/jobs/active');
   }
 
   /**
-   * Streams body to the files API; size, when known, lets the server skip buffering. node:http, not
-   * fetch: on Node 20, fetch with a streamed body held most of a 280 MB file in memory (380 MB RSS
-   * against 80 MB for a piped request).
+   * Streams body to the files API; size, when known, lets the server skip buffering. Unless replace is
+   * set, sends `If-None-Match: *`, so an existing file is refused (412 FILE_EXISTS), not overwritten.
+   * node:http, not fetch: on Node 20, fetch with a streamed body held most of a 280 MB file in memory
+   * (380 MB RSS against 80 MB for a piped request).
    */
-  upload(location: string, body: Readable, size?: number): Promise<UploadResult> {
+  upload(location: string, body: Readable, options: { size?: number; replace?: boolean } = {}): Promise<UploadResult> {
     const url = new URL(filesPath(location), this.base);
-    const headers: Record<string, string> = { 'content-type': 'text/csv', accept: 'application/json, application/problem+json' };
-    if (size !== undefined) { headers['content-length'] = String(size); }
+    const headers: Record<string, string> = { 'content-type': 'text/csv', accept: ACCEPT, ...this.auth };
+    if (options.size !== undefined) { headers['content-length'] = String(options.size); }
+    if (!options.replace) { headers['if-none-match'] = '*'; }
     return new Promise((resolve, reject) => {
       let answered = false;
-      const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'PUT', headers }, (res) => {
+      const req = this.transport(url).request(url, { method: 'PUT', headers }, (res) => {
         answered = true;
-        let text = '';
-        res.setEncoding('utf8').on('data', (d: string) => (text += d));
-        res.on('error', (err) => reject(this.unreachable(err)));
-        res.on('end', () => {
-          // Answered before taking the whole body (a refused location): stop sending the rest.
-          if (!req.writableFinished) { req.destroy(); }
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) {
-            reject(new CliError(describeHttpError('PUT', url, status, res.statusMessage ?? '', text), EXIT.UNAVAILABLE, status));
-            return;
-          }
-          try {
-            resolve(JSON.parse(text) as UploadResult);
-          } catch {
-            reject(new CliError(`PUT ${url.pathname}: the answer is not JSON (is ${this.base.origin} decisum?)`, EXIT.UNAVAILABLE));
-          }
-        });
+        readText(res)
+          .then((text) => {
+            // Answered before taking the whole body (a refused location): stop sending the rest.
+            if (!req.writableFinished) { req.destroy(); }
+            const status = res.statusCode ?? 0;
+            if (status < 200 || status >= 300) { throw httpError('PUT', url, status, res.statusMessage ?? '', text); }
+            resolve(this.parse<UploadResult>('PUT', url, text));
+          })
+          .catch((err: unknown) => reject(err instanceof CliError ? err : this.unreachable(err)));
       });
       // No timeout: a large upload may take long; a dead connection still ends in an error.
       pipeline(body, req).catch((err: unknown) => {
@@ -117,38 +145,75 @@ export class ApiClient {
     });
   }
 
+  /** Opens a download from the files API; resolves once the server answered 2xx, with the body still to read. */
+  download(location: string): Promise<Download> {
+    const url = new URL(filesPath(location), this.base);
+    return new Promise((resolve, reject) => {
+      const req = this.transport(url).get(url, { headers: { accept: `*/*`, ...this.auth } }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          const length = res.headers['content-length'];
+          resolve({ size: length === undefined ? undefined : Number(length), body: res });
+          return;
+        }
+        readText(res)
+          .then((text) => reject(httpError('GET', url, status, res.statusMessage ?? '', text)))
+          .catch((err: unknown) => reject(this.unreachable(err)));
+      });
+      req.on('error', (err) => reject(this.unreachable(err)));
+      // Idle, not total: a long download is fine as long as bytes keep coming.
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('idle'), { name: 'TimeoutError' })));
+    });
+  }
+
+  private transport(url: URL): typeof http | typeof https {
+    return url.protocol === 'https:' ? https : http;
+  }
+
   private unreachable(err: unknown): CliError {
     return new CliError(`cannot reach ${this.base.origin}: ${describeNetworkError(err)}`, EXIT.UNAVAILABLE);
   }
 
-  private async json<T>(path: string, init: RequestInit = {}, timeoutMs: number | null = REQUEST_TIMEOUT_MS): Promise<T> {
+  private parse<T>(method: string, url: URL, text: string): T {
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new CliError(`${method} ${url.pathname}: the answer is not JSON (is ${this.base.origin} decisum?)`, EXIT.UNAVAILABLE);
+    }
+  }
+
+  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
     const url = new URL(path, this.base);
+    const method = init.method ?? 'GET';
     let res: Response;
     try {
       res = await fetch(url, {
         ...init,
-        headers: { accept: 'application/json, application/problem+json', ...init.headers },
-        signal: timeoutMs === null ? undefined : AbortSignal.timeout(timeoutMs),
+        headers: { accept: ACCEPT, ...this.auth, ...init.headers },
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (err) {
       throw this.unreachable(err);
     }
     const text = await res.text().catch(() => '');
-    if (!res.ok) {
-      throw new CliError(describeHttpError(init.method ?? 'GET', url, res.status, res.statusText, text), EXIT.UNAVAILABLE, res.status);
-    }
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new CliError(`${init.method ?? 'GET'} ${url.pathname}: the answer is not JSON (is ${this.base.origin} decisum?)`, EXIT.UNAVAILABLE);
-    }
+    if (!res.ok) { throw httpError(method, url, res.status, res.statusText, text); }
+    return this.parse<T>(method, url, text);
   }
+}
+
+function readText(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    res.setEncoding('utf8').on('data', (d: string) => (text += d));
+    res.on('error', reject);
+    res.on('end', () => resolve(text));
+  });
 }
 
 /** s3://bucket/key → files/s3/bucket/key; anything else is a path under DATA_DIR → files/local/path. */
 export function filesPath(location: string): string {
   const encode = (p: string) => p.split('/').map(encodeURIComponent).join('/');
-  if (location.startsWith('s3://')) { return `api/v1/files/s3/${encode(location.slice('s3://'.length)) }`; }
+  if (location.startsWith('s3://')) { return `api/v1/files/s3/${encode(location.slice('s3://'.length))}`; }
   const local = location.startsWith('file:') ? location.slice('file:'.length) : location;
   return `api/v1/files/local/${encode(local)}`;
 }
@@ -163,15 +228,16 @@ function describeNetworkError(err: unknown): string {
   return `${detail}; is the API running? Set --url or DECISUM_URL`;
 }
 
-function describeHttpError(method: string, url: URL, status: number, statusText: string, text: string): string {
+function httpError(method: string, url: URL, status: number, statusText: string, text: string): CliError {
   let problem: { code?: unknown; detail?: unknown; title?: unknown } = {};
   try {
     problem = JSON.parse(text) as typeof problem;
   } catch {
     // Not problem+json (a proxy, another server): status line only.
   }
-  const code = typeof problem.code === 'string' ? ` ${problem.code}` : '';
+  const code = typeof problem.code === 'string' ? problem.code : undefined;
   const detail =
     typeof problem.detail === 'string' ? problem.detail : typeof problem.title === 'string' ? problem.title : statusText;
-  return `${method} ${url.pathname} answered ${status}${code}: ${detail}`;
+  const hint = status === 401 || status === 403 ? ' (set DECISUM_TOKEN, or pass --token, to a token with access)' : '';
+  return new CliError(`${method} ${url.pathname} answered ${status}${code ? ` ${code}` : ''}: ${detail}${hint}`, EXIT.UNAVAILABLE, status, code);
 }

@@ -1,56 +1,34 @@
 import type { ActiveCount, Job } from '@decisum/shared';
+import { formatBytes, formatDuration, type RateMeter } from './progress';
 
-export interface Out {
-  write(chunk: string): unknown;
-  isTTY?: boolean;
-  columns?: number;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-function percent(job: Job): number | undefined {
+/** Share of the file read, in [0, 1]; undefined while the size is unknown. */
+export function fraction(job: Job): number | undefined {
   const { bytesRead, bytesTotal } = job.progress;
-  if (job.status === 'succeeded') { return 100; }
-  return bytesTotal > 0 ? Math.min(100, (bytesRead / bytesTotal) * 100) : undefined;
+  if (job.status === 'succeeded') { return 1; }
+  if (job.status === 'queued') { return undefined; }
+  return bytesTotal > 0 ? Math.min(1, bytesRead / bytesTotal) : undefined;
 }
 
-/** One line about how far a job got: `running  42% 1.2 GB of 2.5 GB, 1203321 rows`. */
-export function progressText(job: Job): string {
-  const p = percent(job);
+/**
+ * How far a job got, without the percent (the caller places it): `250 B of 1.0 KB · 40 rows`, and
+ * with a meter fed by polling, `· 12000 rows/s · 4 s left`.
+ */
+export function progressText(job: Job, meter?: RateMeter): string {
   const { bytesRead, bytesTotal, rows } = job.progress;
-  const bytes = bytesTotal > 0 ? `${formatBytes(bytesRead)} of ${formatBytes(bytesTotal)}` : formatBytes(bytesRead);
-  return `${p === undefined ? '' : `${p.toFixed(0).padStart(3)}% `}${bytes}, ${rows} rows`;
+  if (job.status === 'queued') { return 'waiting for an executor'; }
+  const parts = [bytesTotal > 0 ? `${formatBytes(bytesRead)} of ${formatBytes(bytesTotal)}` : `${formatBytes(bytesRead)} read`, `${rows} rows`];
+  if (meter && job.status === 'running') {
+    const rowRate = meter.perSecond('rows');
+    if (rowRate !== undefined) { parts.push(`${Math.round(rowRate)} rows/s`); }
+    const left = meter.secondsLeft(bytesTotal);
+    if (left !== undefined) { parts.push(`${formatDuration(left)} left`); }
+  }
+  return parts.join(' · ');
 }
 
-/** A progress bar redrawn in place on a terminal; silent elsewhere so logs and pipes stay clean. */
-export class ProgressBar {
-  private drawn = false;
-
-  constructor(private readonly out: Out) {}
-
-  update(job: Job): void {
-    if (!this.out.isTTY) { return; }
-    const width = Math.max(10, Math.min(40, (this.out.columns ?? 80) - 60));
-    const p = percent(job) ?? 0;
-    const filled = Math.round((p / 100) * width);
-    const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
-    this.out.write(`\r\x1b[K${bar} ${job.status.padEnd(9)} ${progressText(job)}`);
-    this.drawn = true;
-  }
-
-  clear(): void {
-    if (this.drawn) { this.out.write('\r\x1b[K'); }
-    this.drawn = false;
-  }
+function percentText(job: Job): string {
+  const f = fraction(job);
+  return f === undefined ? '' : `${Math.floor(f * 100)}% · `;
 }
 
 function table(rows: string[][]): string {
@@ -78,14 +56,15 @@ export function errorText(job: Job): string {
 function seconds(job: Job): string | undefined {
   if (!job.startedAt || !job.finishedAt) { return undefined; }
   const ms = Date.parse(job.finishedAt) - Date.parse(job.startedAt);
-  return Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : undefined;
+  if (!Number.isFinite(ms)) { return undefined; }
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
 /** What `status` prints for people: the job's fields, then its result or error. */
 export function jobText(job: Job): string {
   const o = job.options;
   const options = [`step ${o.step}`, `offset ${o.offset}`];
-  if (o.delimiter !== undefined) { options.push(`delimiter ${JSON.stringify(o.delimiter) }`); }
+  if (o.delimiter !== undefined) { options.push(`delimiter ${JSON.stringify(o.delimiter)}`); }
   if (o.header === false) { options.push('no header'); }
   const lines: [string, string | undefined][] = [
     ['id', job.id],
@@ -97,7 +76,7 @@ export function jobText(job: Job): string {
     ['finished', job.finishedAt],
     ['took', seconds(job)],
     ['attempts', String(job.attempts)],
-    ['progress', progressText(job)],
+    ['progress', `${percentText(job)}${progressText(job)}`],
   ];
   if (job.result) { lines.push(['rows', String(job.result.rows)]); }
   if (job.status === 'failed' || job.status === 'cancelled') { lines.push(['error', errorText(job)]); }
@@ -106,10 +85,36 @@ export function jobText(job: Job): string {
     .map(([k, v]) => `${k.padEnd(9)} ${v}`)
     .join('\n');
   text += '\n';
-  if (job.result) { text += `\n${resultTable(job) }`; }
+  if (job.result) { text += `\n${resultTable(job)}`; }
   return text;
 }
 
 export function activeText(a: ActiveCount): string {
   return `${a.active} active (${a.queued} queued, ${a.running} running)\n`;
+}
+
+/** `list`'s columns. Fixed widths, so pages printed one after another (--all) line up. */
+const LIST_WIDTHS = [36, 9, 20, 16];
+
+function listLine(cells: string[]): string {
+  return cells.map((c, i) => (i < LIST_WIDTHS.length ? c.padEnd(LIST_WIDTHS[i]) : c)).join('  ').trimEnd() + '\n';
+}
+
+export const LIST_HEADER = listLine(['id', 'status', 'created', 'outcome', 'file']);
+
+/** One line per job: what it is, and in a few words how it went. */
+export function listText(jobs: Job[]): string {
+  return jobs
+    .map((job) => {
+      const outcome =
+        job.status === 'succeeded'
+          ? `${job.result?.rows ?? 0} rows`
+          : job.status === 'failed'
+            ? (job.error?.code ?? 'failed')
+            : job.status === 'running'
+              ? `${percentText(job).replace(' · ', '') || `${job.progress.rows} rows`}`
+              : '';
+      return listLine([job.id, job.status, job.createdAt.replace(/\.\d+Z$/, 'Z'), outcome, job.file]);
+    })
+    .join('');
 }

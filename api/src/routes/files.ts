@@ -1,6 +1,19 @@
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
-import { AppError, contentTypeOf, formatLocation, type Location, type Logger, parseLocation, type Storage } from '@decisum/shared';
+import { z } from 'zod';
+import {
+  AppError,
+  contentTypeOf,
+  fileExists,
+  formatLocation,
+  parseLocation,
+  type FileListing,
+  type FileWritten,
+  type Location,
+  type Logger,
+  type Storage,
+} from '@decisum/shared';
+import { BINARY, type ApiDocs, type Operation } from '../openapi';
 
 export interface FilesDeps {
   storage: Storage;
@@ -9,24 +22,25 @@ export interface FilesDeps {
 
 /**
  * Files API, mounted at /api/v1/files: GET downloads, PUT uploads (streamed both ways), and a GET on
- * a path ending in / lists the files under it.
+ * a path ending in / lists the files under it. A PUT with `If-None-Match: *` never replaces a file: 412 FILE_EXISTS.
  */
-export function createFilesRouter({ storage, logger }: FilesDeps): Router {
+export function createFilesRouter({ storage, logger }: FilesDeps, docs: ApiDocs, base: string): Router {
   const router = express.Router();
 
   const get = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) {
       const entries = await storage.list(loc);
-      const base = loc.kind === 's3' ? `s3://${loc.bucket}/` : '';
-      res.json({
+      const root = loc.kind === 's3' ? `s3://${loc.bucket}/` : '';
+      const listing: FileListing = {
         location: formatLocation(loc),
         entries: entries.map((e) => ({
           path: e.path,
-          location: `${base}${e.path}`,
+          location: `${root}${e.path}`,
           size: e.size,
           modified: e.modified.toISOString(),
         })),
-      });
+      };
+      res.json(listing);
       return;
     }
     if (req.method === 'HEAD') {
@@ -49,23 +63,144 @@ export function createFilesRouter({ storage, logger }: FilesDeps): Router {
 
   const put = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) { throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 }); }
+    const exclusive = createOnly(req);
+    // Checked before the body is read too, so a client that will not replace a file is told at once.
+    if (exclusive && (await exists(storage, loc))) { throw fileExists(formatLocation(loc)); }
     const length = req.headers['content-length'];
     const contentLength = length === undefined ? undefined : Number(length);
     const aborter = abortOnClose(res);
-    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal });
+    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal, exclusive });
     const location = formatLocation(loc);
     logger.info({ location, size: info.size }, 'file uploaded');
-    res
-      .status(201)
-      .location(req.originalUrl)
-      .json({ location, size: info.size, modified: info.modified.toISOString() });
+    const written: FileWritten = { location, size: info.size, modified: info.modified.toISOString() };
+    res.status(201).location(req.originalUrl).json(written);
   };
 
-  router.get('/local{/*path}', (req, res) => get(req, res, ...localTarget(req)));
-  router.put('/local{/*path}', (req, res) => put(req, res, ...localTarget(req)));
-  router.get('/s3/:bucket{/*key}', (req, res) => get(req, res, ...s3Target(req)));
-  router.put('/s3/:bucket{/*key}', (req, res) => put(req, res, ...s3Target(req)));
+  const routes = docs.routes(router, base);
+  const op = operations(docs);
+  // A path ending in / (or none at all) lists the folder: one express pattern serves both documented paths.
+  routes.add('get', '/local{/*path}', (req, res) => get(req, res, ...localTarget(req)), op.localListing, op.localDownload);
+  routes.add('put', '/local{/*path}', (req, res) => put(req, res, ...localTarget(req)), op.localUpload);
+  routes.add('get', '/s3/:bucket{/*key}', (req, res) => get(req, res, ...s3Target(req)), op.s3Listing, op.s3Download);
+  routes.add('put', '/s3/:bucket{/*key}', (req, res) => put(req, res, ...s3Target(req)), op.s3Upload);
   return router;
+}
+
+/** The files API's OpenAPI operations, by route. */
+function operations(docs: ApiDocs) {
+  const { FileListing, FileWritten } = docs.schemas;
+  const modified = '2025-01-01T12:00:00.000Z';
+  const failures = {
+    ...docs.problems(
+      [400, 'A path outside DATA_DIR, or an invalid bucket name', 'PATH_OUTSIDE_DATA_DIR', '../x.csv is outside DATA_DIR: give a path relative to it'],
+      [403, 'Storage refused access', 'FILE_ACCESS_DENIED', 'access denied to s3://decisum/data.csv'],
+      [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
+      [503, 'Storage is unreachable', 'STORAGE_UNAVAILABLE', 'storage did not answer; try again shortly'],
+    ),
+  };
+  const listing = (example: FileListing) => ({
+    200: { description: 'The files under the folder, recursively', content: { 'application/json': { schema: FileListing, example } } },
+    ...failures,
+  });
+  const download = {
+    200: {
+      description: 'The file, streamed; a path ending in `/` lists the folder instead (see the listing operation)',
+      content: {
+        'text/csv': { schema: BINARY },
+        'application/octet-stream': { schema: BINARY },
+        'application/json': { schema: FileListing },
+      },
+    },
+    ...failures,
+  };
+  const upload = (location: string) => ({
+    201: {
+      description: "Written; `Location` is the file's URL",
+      content: { 'application/json': { schema: FileWritten, example: { location, size: 311_548, modified } } },
+    },
+    ...failures,
+    ...docs.problems([412, 'With `If-None-Match: *`: the file exists, and was left as it was', 'FILE_EXISTS', `${location} already exists`]),
+  });
+  const createOnlyHeader = z.object({
+    'If-None-Match': z.literal('*').optional().meta({ description: '`*`: create the file, never replace one (412 `FILE_EXISTS` if it exists)' }),
+  });
+  const body = {
+    required: true,
+    description: "The file's bytes, streamed to storage (send `Content-Length` when known)",
+    content: { 'application/octet-stream': { schema: BINARY }, 'text/csv': { schema: BINARY } },
+  };
+  const localPath = z.object({ path: z.string().meta({ description: 'path under DATA_DIR; may contain `/`', example: 'reports/a.csv' }) });
+  const bucket = z.string().meta({ example: 'decisum' });
+  const s3Params = z.object({ bucket, key: z.string().meta({ description: 'object key; may contain `/`', example: 'data.csv' }) });
+  const tags = ['files'];
+  return {
+    localListing: {
+      path: '/local/',
+      tags,
+      summary: 'List the files under DATA_DIR',
+      description: 'Any path ending in `/` lists that folder: `/api/v1/files/local/reports/`.',
+      responses: listing({ location: '', entries: [{ path: 'data.csv', location: 'data.csv', size: 311_548, modified }] }),
+    },
+    localDownload: {
+      path: '/local/{path}',
+      tags,
+      summary: 'Download a local file (or list a folder: end the path with `/`)',
+      request: { params: localPath },
+      responses: download,
+    },
+    localUpload: {
+      path: '/local/{path}',
+      tags,
+      summary: 'Upload a local file',
+      description:
+        'Streams the body to DATA_DIR/path, creating folders; the file appears whole or not at all. An existing file is replaced unless `If-None-Match: *` is sent.',
+      request: { params: localPath, headers: createOnlyHeader, body },
+      responses: upload('reports/a.csv'),
+    },
+    s3Listing: {
+      path: '/s3/{bucket}/',
+      tags,
+      summary: 'List the objects of a bucket',
+      description: 'Any key ending in `/` lists that prefix: `/api/v1/files/s3/decisum/reports/`.',
+      request: { params: z.object({ bucket }) },
+      responses: listing({
+        location: 's3://decisum/',
+        entries: [{ path: 'data.csv', location: 's3://decisum/data.csv', size: 311_548, modified }],
+      }),
+    },
+    s3Download: {
+      path: '/s3/{bucket}/{key}',
+      tags,
+      summary: 'Download an S3 object (or list a prefix: end the key with `/`)',
+      request: { params: s3Params },
+      responses: download,
+    },
+    s3Upload: {
+      path: '/s3/{bucket}/{key}',
+      tags,
+      summary: 'Upload an S3 object',
+      request: { params: s3Params, headers: createOnlyHeader, body },
+      responses: upload('s3://decisum/data.csv'),
+    },
+  } satisfies Record<string, Operation>;
+}
+
+/** `If-None-Match: *`: create, never replace. Entity tags are refused rather than ignored: nothing here compares them. */
+function createOnly(req: Request): boolean {
+  const value = req.headers['if-none-match'];
+  if (value === undefined) { return false; }
+  if (value.trim() === '*') { return true; }
+  throw new AppError('VALIDATION', `If-None-Match: ${value} is not supported on PUT; send * to refuse replacing a file`, { status: 400 });
+}
+
+async function exists(storage: Storage, loc: Location): Promise<boolean> {
+  try {
+    await storage.stat(loc);
+    return true;
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'FILE_NOT_FOUND') { return false; }
+    throw err;
+  }
 }
 
 function segments(value: unknown): string[] {

@@ -1,30 +1,11 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import {
-  AppError,
-  JOB_STATUSES,
-  JobSubmissionSchema,
-  formatLocation,
-  isPermanent,
-  parseLocation,
-  type Broker,
-  type Job,
-  type JobOptions,
-  type JobStore,
-  type JobSubmission,
-  type Logger,
-  type Storage,
-} from '@decisum/shared';
+import { AppError, JOB_STATUSES, JobSubmissionSchema, type JobStore } from '@decisum/shared';
+import { SAMPLE_ID, examples, type ApiDocs } from '../openapi';
+import { submitJob, type SubmitDeps } from '../submit';
 import { parse } from '../validate';
-import type { Metrics } from '../metrics';
 
-export interface JobsDeps {
-  store: JobStore;
-  broker: Pick<Broker, 'publish'>;
-  storage: Storage;
-  logger: Logger;
-  metrics?: Metrics;
-}
+export type JobsDeps = SubmitDeps & { store: JobStore };
 
 export const ListQuerySchema = z
   .object({
@@ -36,83 +17,181 @@ export const ListQuerySchema = z
 
 const IdSchema = z.string().min(1).max(100);
 const IdempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
+const idParams = z.object({ id: IdSchema.meta({ description: 'the job id', example: SAMPLE_ID }) });
 
-/** The job's options as stored: absent ones (detect the delimiter, a header row) are left out. */
-function jobOptions(body: JobSubmission): JobOptions {
-  const options: JobOptions = { step: body.step, offset: body.offset };
-  if (body.delimiter !== undefined) { options.delimiter = body.delimiter; }
-  if (body.header !== undefined) { options.header = body.header; }
-  return options;
+/** Request logs of this response carry the job's id. */
+function aboutJob(res: Response, id: string): void {
+  res.locals.jobId = id;
 }
 
-function sameRequest(job: Job, file: string, options: JobOptions): boolean {
-  return job.file === file && JSON.stringify(job.options) === JSON.stringify(options);
+/** The job id in the path, validated; the response is about that job. */
+function jobIdOf(req: Request, res: Response): string {
+  const id = parse(IdSchema, req.params.id, 'id');
+  aboutJob(res, id);
+  return id;
 }
 
-export function createJobsRouter({ store, broker, storage, logger, metrics }: JobsDeps): Router {
+function noSuchJob(id: string): AppError {
+  return new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
+}
+
+/** The jobs API, mounted at /api/v1/jobs: each handler with the OpenAPI operation it answers to. */
+export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): Router {
+  const { store, logger } = deps;
   const router = Router();
+  const routes = docs.routes(router, base);
+  const { schemas } = docs;
 
-  router.post('/', async (req, res) => {
-    const body = parse(JobSubmissionSchema, req.body ?? {}, 'body');
-    const rawKey = req.get('Idempotency-Key');
-    const idempotencyKey = rawKey === undefined ? undefined : parse(IdempotencyKeySchema, rawKey, 'Idempotency-Key');
-    const location = parseLocation(body.file);
-    const file = formatLocation(location);
-    const options = jobOptions(body);
-    await storage.stat(location).catch((err: unknown) => {
-      // Only a definite answer (missing, forbidden, a folder) refuses the job; an unreachable store is the executor's to retry.
-      if (isPermanent(err)) { throw err; }
-      logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
-    });
+  routes.add(
+    'post',
+    '/',
+    async (req, res) => {
+      const submission = parse(JobSubmissionSchema, req.body ?? {}, 'body');
+      const key = req.get('Idempotency-Key');
+      const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKeySchema, key, 'Idempotency-Key');
+      const { job, replayed } = await submitJob(deps, submission, idempotencyKey);
+      aboutJob(res, job.id);
+      if (replayed) { res.setHeader('Idempotent-Replayed', 'true'); }
+      res.status(202).location(`${base}/${job.id}`).json(job);
+    },
+    {
+      path: '/',
+      tags: ['jobs'],
+      summary: 'Submit a job',
+      description:
+        'Records the job and publishes it to the work queue; answers 202 only once both hold it. ' +
+        'A local file that does not exist is refused with 404 here; anything not checkable at once fails the job later.',
+      request: {
+        headers: z.object({
+          'Idempotency-Key': z.string().min(1).max(255).optional().meta({
+            description: 'a repeated request with the same key and body returns the first job instead of a new one',
+          }),
+        }),
+        body: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: schemas.JobSubmission,
+              examples: {
+                sample: { summary: 'every 10th column', value: { file: 's3://decisum/data.csv' } },
+                tenth: { summary: 'the 10th, 20th, … columns', value: { file: 'reports/a.csv', offset: 9 } },
+                options: { summary: 'all options', value: { file: 'file:reports/a.tsv', step: 5, offset: 1, delimiter: '\t', header: true } },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        202: {
+          ...docs.job('Accepted: the job is queued', { queued: examples.queued }),
+          headers: z.object({
+            Location: z.string().meta({ example: `${base}/${SAMPLE_ID}` }),
+            'Idempotent-Replayed': z.literal('true').optional().meta({ description: 'present when an earlier job was returned' }),
+          }),
+        },
+        ...docs.problems(
+          [400, 'Invalid body, a path outside DATA_DIR, or a bucket in a region S3 will not redirect to (S3_WRONG_REGION)', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
+          [403, 'Storage refused access (FILE_ACCESS_DENIED), or decisum\'s S3 credentials are missing or refused (S3_CREDENTIALS_MISSING, S3_CREDENTIALS_INVALID)', 'FILE_ACCESS_DENIED', 's3://decisum/data.csv: access denied'],
+          [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
+          [413, 'The body is too large', 'VALIDATION', 'the request body is too large'],
+          [422, 'The Idempotency-Key was used for a different request', 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request'],
+          [503, 'The job store or broker is unreachable; nothing was accepted', 'BROKER_UNAVAILABLE', 'the queue is unavailable; try again shortly'],
+        ),
+      },
+    },
+  );
 
-    const { job, created } = await store.create({ file, options }, idempotencyKey);
-    const log = logger.child({ jobId: job.id });
-    if (!created) {
-      if (!sameRequest(job, file, options)) {
-        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
+  routes.add(
+    'get',
+    '/',
+    async (req, res) => {
+      res.json(await store.list(parse(ListQuerySchema, req.query, 'query')));
+    },
+    {
+      path: '/',
+      tags: ['jobs'],
+      summary: 'List jobs, newest first',
+      request: { query: ListQuerySchema },
+      responses: {
+        200: {
+          description: 'A page of jobs',
+          content: { 'application/json': { schema: schemas.JobPage, example: { jobs: [examples.succeeded], nextCursor: '41' } } },
+        },
+        ...docs.problems([400, 'Invalid query', 'VALIDATION', 'invalid limit: Too small: expected number to be >=1', { fields: ['limit'] }]),
+        ...docs.storeUnavailable,
+      },
+    },
+  );
+
+  routes.add(
+    'get',
+    '/active',
+    async (_req, res) => {
+      res.json(await store.counts());
+    },
+    {
+      path: '/active',
+      tags: ['jobs'],
+      summary: 'Count jobs in work',
+      description: '`active = queued + running`; a running job counts only while its executor renews its lease.',
+      responses: {
+        200: { description: 'The counts', content: { 'application/json': { schema: schemas.ActiveCount } } },
+        ...docs.storeUnavailable,
+      },
+    },
+  );
+
+  routes.add(
+    'get',
+    '/:id',
+    async (req, res) => {
+      const id = jobIdOf(req, res);
+      const job = await store.get(id);
+      if (!job) { throw noSuchJob(id); }
+      res.json(job);
+    },
+    {
+      path: '/{id}',
+      tags: ['jobs'],
+      summary: 'Get a job',
+      description: '`result` is present once the job succeeded, `error` once it failed. Poll until `status` is final.',
+      request: { params: idParams },
+      responses: {
+        200: docs.job('The job', examples),
+        ...docs.problems([404, 'No such job', 'JOB_NOT_FOUND', `no job with id ${SAMPLE_ID}`]),
+        ...docs.storeUnavailable,
+      },
+    },
+  );
+
+  routes.add(
+    'delete',
+    '/:id',
+    async (req, res) => {
+      const id = jobIdOf(req, res);
+      const outcome = await store.cancel(id);
+      if (outcome === 'missing') { throw noSuchJob(id); }
+      if (outcome !== 'ended') {
+        throw new AppError('JOB_FINISHED', `job ${id} already ${outcome}; only queued or running jobs can be cancelled`, { status: 409 });
       }
-      res.setHeader('Idempotent-Replayed', 'true');
-    } else {
-      try {
-        await broker.publish({ id: job.id, file, options: job.options });
-      } catch (err) {
-        // Nothing was accepted: take the record back so the 503 leaves no job behind.
-        await store.discard(job.id, idempotencyKey).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
-        throw err;
-      }
-      await store.markPublished(job.id).catch((err: unknown) => log.warn({ err }, 'could not clear the outbox entry'));
-      metrics?.jobsSubmitted.inc();
-      log.info({ file, options: job.options }, 'job accepted');
-    }
-    res.status(202).location(`/api/v1/jobs/${job.id}`).json(job);
-  });
-
-  router.get('/active', async (_req, res) => {
-    res.json(await store.counts());
-  });
-
-  router.get('/', async (req, res) => {
-    const q = parse(ListQuerySchema, req.query, 'query');
-    res.json(await store.list(q));
-  });
-
-  router.get('/:id', async (req, res) => {
-    const id = parse(IdSchema, req.params.id, 'id');
-    const job = await store.get(id);
-    if (!job) { throw new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 }); }
-    res.json(job);
-  });
-
-  router.delete('/:id', async (req, res) => {
-    const id = parse(IdSchema, req.params.id, 'id');
-    const outcome = await store.cancel(id);
-    if (outcome === 'missing') { throw new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 }); }
-    if (outcome !== 'ended') {
-      throw new AppError('JOB_FINISHED', `job ${id} already ${outcome}; only queued or running jobs can be cancelled`, { status: 409 });
-    }
-    logger.info({ jobId: id }, 'job cancelled');
-    res.json(await store.get(id));
-  });
+      logger.info({ jobId: id }, 'job cancelled');
+      res.json(await store.get(id));
+    },
+    {
+      path: '/{id}',
+      tags: ['jobs'],
+      summary: 'Cancel a queued or running job',
+      request: { params: idParams },
+      responses: {
+        200: docs.job('The cancelled job', { cancelled: { ...examples.queued, status: 'cancelled', finishedAt: '2025-01-01T12:00:01.000Z' } }),
+        ...docs.problems(
+          [404, 'No such job', 'JOB_NOT_FOUND', `no job with id ${SAMPLE_ID}`],
+          [409, 'The job already finished', 'JOB_FINISHED', `job ${SAMPLE_ID} already succeeded; only queued or running jobs can be cancelled`],
+        ),
+        ...docs.storeUnavailable,
+      },
+    },
+  );
 
   return router;
 }

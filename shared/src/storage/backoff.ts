@@ -175,6 +175,11 @@ export function accessDenied(where: string, cause?: unknown): AppError {
   return new AppError('FILE_ACCESS_DENIED', `${where}: access denied`, { status: 403, permanent: true, cause });
 }
 
+/** An exclusive write (If-None-Match: *) found the name taken. */
+export function fileExists(where: string): AppError {
+  return new AppError('FILE_EXISTS', `${where} already exists`, { status: 412 });
+}
+
 export function fileChanged(where: string, why: string, cause?: unknown): AppError {
   return new AppError('FILE_CHANGED', `${where} changed while it was being read (${why})`, {
     status: 409,

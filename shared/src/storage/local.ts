@@ -6,9 +6,9 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors';
 import type { Location } from '../location';
-import { cancelled, errnoOf, type ReadPolicy } from './backoff';
+import { cancelled, errnoOf, fileExists, type ReadPolicy } from './backoff';
 import { isDirectory, LocalFile, mapLocalError, type LocalFs } from './local-file';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage } from './types';
+import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 export interface LocalStorageOptions {
   /** Absolute; nothing outside it (after resolving symlinks) is readable or writable. */
@@ -69,7 +69,7 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async write(loc: Location, body: Readable, options: { contentLength?: number; signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+  async write(loc: Location, body: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
     const rel = localPath(loc);
     if (rel === '' || rel.endsWith('/')) {
       throw new AppError('VALIDATION', `${rel || '/'} names a folder: give a file name`, { status: 400 });
@@ -95,7 +95,15 @@ export class LocalStorage implements Storage {
           throw new AppError('VALIDATION', `upload ended after ${written} of ${options.contentLength} bytes`, { status: 400 });
         }
       }
-      await fs.promises.rename(temp, target);
+      if (options.exclusive) {
+        // link refuses a taken name (EEXIST): checking and placing the file are one step, so two uploads cannot both win.
+        await fs.promises.link(temp, target).catch((err: unknown) => {
+          throw errnoOf(err) === 'EEXIST' ? fileExists(rel) : err;
+        });
+        await fs.promises.unlink(temp);
+      } else {
+        await fs.promises.rename(temp, target);
+      }
     } catch (err) {
       await fs.promises.unlink(temp).catch(() => undefined);
       if (options.signal?.aborted) { throw cancelled(options.signal); }

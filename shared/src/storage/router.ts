@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Location } from '../location';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage } from './types';
+import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 /** One Storage for every Location: local paths to one backend, s3:// to the other. */
 export class StorageRouter implements Storage {
@@ -22,7 +22,7 @@ export class StorageRouter implements Storage {
     return this.pick(loc).download(loc, signal);
   }
 
-  write(loc: Location, body: Readable, options?: { contentLength?: number; signal?: AbortSignal }): Promise<ObjectInfo> {
+  write(loc: Location, body: Readable, options?: WriteOptions): Promise<ObjectInfo> {
     return this.pick(loc).write(loc, body, options);
   }
 

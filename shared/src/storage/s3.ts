@@ -3,10 +3,10 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { AppError } from '../errors';
 import type { Location } from '../location';
-import { cancelled, type ReadPolicy, storageUnavailable } from './backoff';
+import { cancelled, fileExists, type ReadPolicy, storageUnavailable } from './backoff';
 import { mapS3Error } from './s3-errors';
 import { probeObject, S3Object, type S3Key } from './s3-object';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage } from './types';
+import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 export interface S3StorageOptions {
   client: S3Client;
@@ -69,14 +69,15 @@ export class S3Storage implements Storage {
     return { info: object.info, body };
   }
 
-  async write(loc: Location, body: Readable, options: { contentLength?: number; signal?: AbortSignal } = {}): Promise<ObjectInfo> {
+  async write(loc: Location, body: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
     const k = objectKey(loc);
     if (k.key.endsWith('/')) {
       throw new AppError('VALIDATION', `${k.where} names a folder: give a key`, { status: 400 });
     }
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: k.bucket, Key: k.key, Body: body, ContentType: contentTypeOf(k.key) },
+      // IfNoneMatch reaches PutObject and CompleteMultipartUpload: S3 refuses a taken key at the moment it commits.
+      params: { Bucket: k.bucket, Key: k.key, Body: body, ContentType: contentTypeOf(k.key), ...(options.exclusive ? { IfNoneMatch: '*' } : {}) },
       partSize: this.partSize,
       queueSize: this.queueSize,
       leavePartsOnError: false,
@@ -87,6 +88,7 @@ export class S3Storage implements Storage {
       await upload.done();
     } catch (err) {
       if (options.signal?.aborted) { throw cancelled(options.signal); }
+      if (options.exclusive && (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) { throw fileExists(k.where); }
       throw mapS3Error(err, k.where, false) ?? storageUnavailable(k.where, 1, err);
     } finally {
       options.signal?.removeEventListener('abort', onAbort);

@@ -84,6 +84,13 @@ export interface ObjectReader {
   close(): Promise<void>;
 }
 
+export interface WriteOptions {
+  contentLength?: number;
+  signal?: AbortSignal;
+  /** Refuse with FILE_EXISTS (412) rather than replace a file that exists when the write completes. */
+  exclusive?: boolean;
+}
+
 export interface Storage {
   /** FILE_NOT_FOUND (permanent) when absent. */
   stat(loc: Location): Promise<ObjectInfo>;
@@ -95,7 +102,7 @@ export interface Storage {
   /** A plain stream for downloads. */
   download(loc: Location, signal?: AbortSignal): Promise<{ info: ObjectInfo; body: Readable }>;
   /** Streams body to loc; the file is readable once this resolves. */
-  write(loc: Location, body: Readable, options?: { contentLength?: number; signal?: AbortSignal }): Promise<ObjectInfo>;
+  write(loc: Location, body: Readable, options?: WriteOptions): Promise<ObjectInfo>;
   /** Files under a prefix (a folder for local paths), recursively. */
   list(loc: Location): Promise<ListEntry[]>;
 }

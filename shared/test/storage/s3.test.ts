@@ -1,6 +1,6 @@
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { createS3Client, S3Storage, type ObjectReader, type ReadPolicy, type RetryInfo } from '../../src/storage';
+import { createS3Client, IdleTimeoutError, S3Storage, type ObjectReader, type ReadPolicy, type RetryInfo } from '../../src/storage';
 import { FaultProxy } from '../../../test/support/fault-proxy';
 import { digest, makeCsv, sha256 } from '../../../test/support/data';
 import { startS3, uniqueBucket, type TestS3 } from '../../../test/support/s3';
@@ -106,9 +106,11 @@ test('a stalled transfer is cut by the idle timeout and resumed where it stopped
   const got = await digest(handle.chunks());
 
   expect(got).toEqual({ bytes: data.length, sha256: sha256(data) });
-  expect(retries).toHaveLength(1);
+  expect(retries[0].error).toBeInstanceOf(IdleTimeoutError);
   expect(retries[0].offset).toBeGreaterThan(2 * MB - 1024);
-  expect(proxy.stats.connections).toBe(2);
+  // On a loaded machine the resumed request may also miss the 300 ms for its headers: each retry is a new connection from the same byte.
+  expect(retries.every((r) => r.offset === retries[0].offset)).toBe(true);
+  expect(proxy.stats.connections).toBe(retries.length + 1);
 });
 
 test('a server that never answers is cut by the request timeout and retried', async () => {

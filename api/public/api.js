@@ -1,0 +1,124 @@
+// Every request the page makes goes through this module: the one place that adds a bearer token,
+// turns problem+json into errors, and where a 401 token prompt and an event stream will hook in.
+
+/** An error from the API, carrying its problem+json body. */
+export class ApiError extends Error {
+  constructor(problem, status) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.problem = problem;
+    this.status = status;
+  }
+
+  get code() {
+    return this.problem.code;
+  }
+}
+
+const UNREACHABLE = { code: 'UNREACHABLE', detail: 'The server could not be reached. Is decisum running?' };
+
+/** @type {{ token: string | undefined }} */
+const auth = { token: undefined };
+
+/** The bearer token sent with every request from now on; undefined sends none. */
+export function setToken(token) {
+  auth.token = token || undefined;
+}
+
+function headers(extra = {}) {
+  const h = { Accept: 'application/json, application/problem+json', ...extra };
+  if (auth.token) { h.Authorization = `Bearer ${auth.token}`; }
+  return h;
+}
+
+function problemFrom(text, status) {
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body === 'object') { return body; }
+  } catch {
+    // Not JSON: a proxy's page, say.
+  }
+  return { detail: text ? text.slice(0, 200) : `The server answered ${status}.` };
+}
+
+/** fetch with the token; a non-2xx answer becomes an ApiError. */
+async function request(method, path, { body, headers: extra, signal } = {}) {
+  let res;
+  try {
+    res = await fetch(path, { method, body, headers: headers(extra), signal });
+  } catch (err) {
+    if (err && err.name === 'AbortError') { throw err; }
+    throw new ApiError(UNREACHABLE, 0);
+  }
+  if (!res.ok) { throw new ApiError(problemFrom(await res.text().catch(() => ''), res.status), res.status); }
+  return res;
+}
+
+async function json(method, path, body) {
+  const init = body === undefined ? {} : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } };
+  return (await request(method, path, init)).json();
+}
+
+/** s3://bucket/key → the S3 files route; anything else is a path under the data folder. */
+export function filesUrl(location) {
+  const encode = (p) => p.split('/').map(encodeURIComponent).join('/');
+  if (location.startsWith('s3://')) { return `/api/v1/files/s3/${encode(location.slice('s3://'.length))}`; }
+  return `/api/v1/files/local/${encode(location.replace(/^file:/, ''))}`;
+}
+
+/**
+ * PUT a File with XMLHttpRequest, the only browser API that reports upload progress. createOnly
+ * sends If-None-Match: *, so the server refuses (412 FILE_EXISTS) rather than replace a file.
+ */
+function put(location, file, { createOnly, onProgress, signal }) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', filesUrl(location));
+    const h = headers({ 'Content-Type': file.type || 'text/csv', ...(createOnly ? { 'If-None-Match': '*' } : {}) });
+    for (const [k, v] of Object.entries(h)) { xhr.setRequestHeader(k, v); }
+    xhr.upload.addEventListener('progress', (e) => onProgress && onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.addEventListener('load', () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError({ detail: 'The server answered the upload with something that is not JSON.' }, xhr.status));
+        }
+        return;
+      }
+      reject(new ApiError(problemFrom(xhr.responseText, xhr.status), xhr.status));
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(UNREACHABLE, 0)));
+    xhr.addEventListener('abort', () => reject(new DOMException('The upload was stopped.', 'AbortError')));
+    if (signal) { signal.addEventListener('abort', () => xhr.abort(), { once: true }); }
+    xhr.send(file);
+  });
+}
+
+export const api = {
+  active: () => json('GET', '/api/v1/jobs/active'),
+  /** A page of jobs, newest first; pass the page's nextCursor for the next one. */
+  jobs: ({ limit, cursor, status } = {}) => {
+    const q = new URLSearchParams();
+    if (limit) { q.set('limit', String(limit)); }
+    if (cursor) { q.set('cursor', cursor); }
+    if (status) { q.set('status', status); }
+    const query = q.toString();
+    return json('GET', `/api/v1/jobs${query ? `?${query}` : ''}`);
+  },
+  job: (id) => json('GET', `/api/v1/jobs/${encodeURIComponent(id)}`),
+  submit: (body) => json('POST', '/api/v1/jobs', body),
+  cancel: (id) => json('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`),
+  /** The files under a folder (a location ending in /, or '' for the data folder's root). */
+  files: (folder) => json('GET', filesUrl(folder)),
+  /** { size, modified } of a stored file, or undefined when there is none. */
+  async stat(location) {
+    try {
+      const res = await request('HEAD', filesUrl(location));
+      return { size: Number(res.headers.get('content-length')), modified: new Date(res.headers.get('last-modified')) };
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) { return undefined; }
+      throw err;
+    }
+  },
+  upload: put,
+};

@@ -1,0 +1,81 @@
+import {
+  AppError,
+  formatLocation,
+  isPermanent,
+  jobMessage,
+  parseLocation,
+  type Broker,
+  type Job,
+  type JobOptions,
+  type JobStore,
+  type JobSubmission,
+  type Logger,
+  type Storage,
+} from '@decisum/shared';
+import type { Metrics } from './metrics';
+
+export interface SubmitDeps {
+  store: JobStore;
+  broker: Pick<Broker, 'publish'>;
+  storage: Storage;
+  logger: Logger;
+  metrics?: Pick<Metrics, 'jobsSubmitted'>;
+}
+
+export interface Submitted {
+  job: Job;
+  /** An earlier submission with the same Idempotency-Key made this job. */
+  replayed: boolean;
+}
+
+/**
+ * Accepts a job: the file is checked where that is cheap, the job is recorded, then published, and it
+ * is accepted only once the broker confirmed. A publication that fails takes the record back, so a
+ * refused submission leaves nothing behind; a record whose confirmation was lost is the outbox's.
+ */
+export async function submitJob(deps: SubmitDeps, submission: JobSubmission, idempotencyKey?: string): Promise<Submitted> {
+  const { store, logger } = deps;
+  const location = parseLocation(submission.file);
+  const file = formatLocation(location);
+  const options = jobOptions(submission);
+  await deps.storage.stat(location).catch((err: unknown) => {
+    // Only a definite answer (missing, forbidden, a folder) refuses the job; an unreachable store is the executor's to retry.
+    if (isPermanent(err)) { throw err; }
+    logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
+  });
+
+  const { job, created } = await store.create({ file, options }, idempotencyKey);
+  if (!created) {
+    if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options)) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
+    }
+    return { job, replayed: true };
+  }
+  const log = logger.child({ jobId: job.id });
+  try {
+    await publishRecorded(deps, job, log);
+  } catch (err) {
+    await store.discard(job.id, idempotencyKey).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
+    throw err;
+  }
+  deps.metrics?.jobsSubmitted.inc();
+  log.info({ file, options: job.options }, 'job accepted');
+  return { job, replayed: false };
+}
+
+/**
+ * Publishes a recorded job and takes it out of the outbox; the submission and the outbox sweeper
+ * both end here. An entry left in the outbox only means one more publication, which executors ack without work.
+ */
+export async function publishRecorded(deps: Pick<SubmitDeps, 'store' | 'broker'>, job: Job, log: Logger): Promise<void> {
+  await deps.broker.publish(jobMessage(job));
+  await deps.store.markPublished(job.id).catch((err: unknown) => log.warn({ err }, 'could not clear the outbox entry'));
+}
+
+/** The job's options as stored: absent ones (detect the delimiter, a header row) are left out. */
+function jobOptions(submission: JobSubmission): JobOptions {
+  const options: JobOptions = { step: submission.step, offset: submission.offset };
+  if (submission.delimiter !== undefined) { options.delimiter = submission.delimiter; }
+  if (submission.header !== undefined) { options.header = submission.header; }
+  return options;
+}

@@ -1,0 +1,118 @@
+/*
+ * The BullMQ anchor of the service benchmark, one process: a node:http server that adds a BullMQ
+ * job per POST, and a worker (concurrency ANCHOR_CONCURRENCY, 8) that reads the file and counts
+ * its lines. It answers the three calls the load generator makes, in decisum's words
+ * (bench/service/load.ts). Environment: REDIS_URL, ANCHOR_PREFIX, DATA_DIR, ANCHOR_CONCURRENCY.
+ */
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Queue, Worker, type JobState } from 'bullmq';
+
+const env = (name: string): string => {
+  const v = process.env[name];
+  if (v === undefined || v === '') { throw new Error(`${name} is not set`); }
+  return v;
+};
+
+const connection = { url: env('REDIS_URL') };
+const prefix = env('ANCHOR_PREFIX');
+const dataDir = env('DATA_DIR');
+const QUEUE = 'jobs';
+
+const log = (msg: string, fields: object = {}) => process.stdout.write(`${JSON.stringify({ time: Date.now(), msg, ...fields })}\n`);
+
+// BullMQ's states in decisum's words, so one poller serves both.
+const STATUS: Record<JobState | 'unknown', string> = {
+  completed: 'succeeded',
+  failed: 'failed',
+  active: 'running',
+  waiting: 'queued',
+  'waiting-children': 'queued',
+  prioritized: 'queued',
+  delayed: 'queued',
+  unknown: 'unknown',
+};
+
+function countLines(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) { n++; }
+  return n;
+}
+
+function send(res: http.ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+async function readBody(req: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) { chunks.push(c as Buffer); }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function main(): Promise<void> {
+  const queue = new Queue(QUEUE, { connection, prefix });
+  const worker = new Worker(
+    QUEUE,
+    async (job) => countLines(await readFile(path.join(dataDir, (job.data as { file: string }).file))),
+    { connection, prefix, concurrency: Number(process.env.ANCHOR_CONCURRENCY ?? 8) },
+  );
+  worker.on('failed', (job, err) => log('job failed', { jobId: job?.id, err: err.message }));
+  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+
+  const route = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = req.url ?? '';
+    if (req.method === 'POST' && url === '/api/v1/jobs') {
+      const { file } = JSON.parse(await readBody(req)) as { file?: unknown };
+      if (typeof file !== 'string') { return send(res, 400, { error: 'file is required' }); }
+      const job = await queue.add('sum', { file });
+      return send(res, 202, { id: job.id, status: 'queued' });
+    }
+    if (req.method === 'GET' && url === '/api/v1/jobs/active') {
+      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      const active = Object.values(c).reduce((a, b) => a + b, 0);
+      return send(res, 200, { active, queued: active - (c.active ?? 0), running: c.active ?? 0 });
+    }
+    const m = /^\/api\/v1\/jobs\/([^/?]+)$/.exec(url);
+    if (req.method === 'GET' && m) {
+      const state = await queue.getJobState(m[1]);
+      if (state === 'unknown') { return send(res, 404, { error: 'no such job' }); }
+      if (state !== 'completed' && state !== 'failed') { return send(res, 200, { id: m[1], status: STATUS[state] }); }
+      // Once final, the job's times too, for the benchmark's idle timeline.
+      const job = await queue.getJob(m[1]);
+      const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
+      return send(res, 200, {
+        id: m[1],
+        status: STATUS[state],
+        createdAt: iso(job?.timestamp),
+        startedAt: iso(job?.processedOn),
+        finishedAt: iso(job?.finishedOn),
+      });
+    }
+    send(res, 404, { error: 'not found' });
+  };
+  const server = http.createServer((req, res) => {
+    route(req, res).catch((err: Error) => send(res, 500, { error: err.message }));
+  });
+  server.listen(Number(process.env.PORT ?? 0), '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  log('anchor listening', { port: (server.address() as AddressInfo).port, concurrency: worker.opts.concurrency });
+
+  const stop = () => {
+    server.close();
+    server.closeAllConnections();
+    Promise.all([worker.close(), queue.close()]).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  log('anchor failed', { err: err instanceof Error ? err.stack : String(err) });
+  process.exit(1);
+});

@@ -1,0 +1,45 @@
+import type http from 'node:http';
+import type { Config, Logger, Services } from '@decisum/shared';
+import { loadFastPath } from './engine';
+import { Executor, executorOptions } from './executor';
+import { createExecutorMetrics, serveMetrics } from './metrics';
+
+export interface RunningExecutor {
+  executor: Executor;
+  /** Stops taking jobs, lets running ones finish for graceMs, hands the rest back; the services stay open. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * The executor on a process's services: its metrics (and their endpoint, unless the port is 0), consuming once this resolves.
+ * workerEntry is the built worker module, for a process that runs the TypeScript sources (tests).
+ */
+export async function startExecutor(
+  services: Pick<Services, 'redis' | 'store' | 'broker' | 'storage' | 'registry'>,
+  config: Config,
+  logger: Logger,
+  { workerEntry }: { workerEntry?: string } = {},
+): Promise<RunningExecutor> {
+  loadFastPath();
+  let stopping = false;
+  // Ready while it can take jobs: what /readyz (the container's health check) and decisum_executor_ready report.
+  const checks = () => ({ redis: services.redis.status === 'ready', rabbitmq: services.broker.connected, accepting: !stopping });
+  const metrics = createExecutorMetrics(services.registry, checks);
+  let metricsServer: http.Server | undefined;
+  if (config.executor.metricsPort > 0) {
+    metricsServer = serveMetrics(services.registry, config.executor.metricsPort, checks);
+    metricsServer.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
+  }
+  const { store, broker, storage } = services;
+  const executor = new Executor({ store, broker, storage, logger, metrics }, { ...executorOptions(config), workerEntry });
+  await executor.start();
+  logger.info({ concurrency: config.executor.concurrency, threads: config.executor.threads, prefix: config.prefix }, 'executor ready');
+  return {
+    executor,
+    async stop(graceMs) {
+      stopping = true;
+      await executor.stop(graceMs);
+      metricsServer?.close();
+    },
+  };
+}
