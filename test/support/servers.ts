@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -36,7 +36,11 @@ process.once('exit', () => {
   }
 });
 
-function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
+export function isRunning(child: ChildProcess | undefined): boolean {
+  return child !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+export function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
   const out = fs.openSync(logFile, 'a');
   // Its own process group, so a kill reaches the whole tree (rabbitmq-server is a shell around beam).
   const child = spawn(cmd, args, { env, stdio: ['ignore', out, out], detached: true });
@@ -46,8 +50,8 @@ function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFil
   return child;
 }
 
-async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) { return; }
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+  if (!child || !isRunning(child)) { return; }
   const exited = once(child, 'exit');
   process.kill(-child.pid!, signal);
   const timer = setTimeout(() => {
@@ -64,6 +68,8 @@ async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals
 export interface PrivateServer {
   url: string;
   port: number;
+  /** Its process is running (it may not answer yet). */
+  readonly alive: boolean;
   /** The server's own output, for failure messages. */
   logFile: string;
   /** Stops the server: 'crash' is SIGKILL, 'graceful' SIGTERM. */
@@ -75,10 +81,10 @@ export interface PrivateServer {
   destroy(): Promise<void>;
 }
 
-type StopHow = 'graceful' | 'crash';
+export type StopHow = 'graceful' | 'crash';
 
 /** start, stop, restart and destroy (stop, then remove the server's folder) of a private server. */
-function lifecycle(start: () => Promise<void>, stop: (how?: StopHow) => Promise<void>, dir: string, destroyHow: StopHow) {
+export function lifecycle(start: () => Promise<void>, stop: (how?: StopHow) => Promise<void>, dir: string, destroyHow: StopHow) {
   return {
     start,
     stop,
@@ -96,6 +102,21 @@ function lifecycle(start: () => Promise<void>, stop: (how?: StopHow) => Promise<
 export interface RedisServerOptions {
   /** Keep data across restarts with an AOF fsynced on every write, as production runs it. */
   appendOnly?: boolean;
+  /** More redis-server arguments, e.g. ['--replicaof', '127.0.0.1', '6390'] or ['--save', '900 1']. */
+  args?: string[];
+}
+
+/** Runs fn with a short-lived client of the server at url, which it does not retry or queue for. */
+export async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return await fn(probe);
+  } finally {
+    // A client that never connected has nothing to close, and disconnect() would leave a timer behind.
+    if (probe.status !== 'end') { probe.disconnect(); }
+  }
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<PrivateServer> {
@@ -104,7 +125,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const logFile = path.join(dir, 'redis.log');
   const url = `redis://127.0.0.1:${port}`;
   const persistence = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no', '--dir', dir, ...persistence];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no', '--dir', dir, ...persistence, ...(options.args ?? [])];
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
@@ -112,16 +133,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     await waitFor(
       async () => {
         if (child?.exitCode !== null) { throw new Error(`redis-server exited: ${tail(logFile) }`); }
-        const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        probe.on('error', () => undefined);
-        try {
-          await probe.connect();
-          // With an AOF, PING answers before the file is loaded; LOADING errors until then.
-          await probe.dbsize();
-          return true;
-        } finally {
-          probe.disconnect();
-        }
+        // With an AOF, PING answers before the file is loaded; LOADING errors until then.
+        return withRedis(url, async (probe) => (await probe.dbsize()) >= 0);
       },
       { timeoutMs: 20_000, intervalMs: 50, what: `redis-server on ${port}` },
     );
@@ -129,13 +142,31 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const stop = async (how: 'graceful' | 'crash' = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 10_000);
 
   await start();
-  return { url, port, logFile, ...lifecycle(start, stop, dir, 'crash') };
+  return {
+    url,
+    port,
+    logFile,
+    get alive() {
+      return isRunning(child);
+    },
+    ...lifecycle(start, stop, dir, 'crash'),
+  };
 }
 
 const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
 
 export interface RabbitNode extends PrivateServer {
   nodeName: string;
+  /** Runs rabbitmqctl against this node (with its cookie); resolves with what it printed. */
+  ctl(...args: string[]): Promise<string>;
+}
+
+export interface RabbitNodeOptions {
+  /**
+   * A folder holding the `.erlang.cookie` this node and its rabbitmqctl use (nodes that share one
+   * can form a cluster); the user's own cookie when absent.
+   */
+  cookieHome?: string;
 }
 
 /**
@@ -143,7 +174,7 @@ export interface RabbitNode extends PrivateServer {
  * quorum queues and their messages), no plugins, and none of the machine node's config files.
  * Starting one takes seconds: share one per test file.
  */
-export async function startRabbitNode(): Promise<RabbitNode> {
+export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<RabbitNode> {
   const id = randomBytes(4).toString('hex');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-rabbit-'));
   const [port, distPort] = [await freePort(), await freePort()];
@@ -168,6 +199,9 @@ export async function startRabbitNode(): Promise<RabbitNode> {
     RABBITMQ_CONFIG_FILE: conf,
     RABBITMQ_PID_FILE: path.join(dir, 'pid'),
     ERL_EPMD_ADDRESS: '127.0.0.1',
+    // Inter-node traffic on loopback only, like the AMQP listener.
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    ...(options.cookieHome ? { HOME: options.cookieHome } : {}),
   };
   const url = `amqp://guest:guest@127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
@@ -187,11 +221,33 @@ export async function startRabbitNode(): Promise<RabbitNode> {
   // SIGTERM makes the wrapper script stop the node cleanly; SIGKILL to the group is a crash.
   const stop = async (how: 'graceful' | 'crash' = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 30_000);
 
+  const ctl = (...args: string[]) => run(path.join(RABBIT_BIN, 'rabbitmqctl'), ['-n', nodeName, ...args], env);
+
   await start();
-  return { url, port, nodeName, logFile, ...lifecycle(start, stop, dir, 'graceful') };
+  return {
+    url,
+    port,
+    nodeName,
+    logFile,
+    ctl,
+    get alive() {
+      return isRunning(child);
+    },
+    ...lifecycle(start, stop, dir, 'graceful'),
+  };
 }
 
-function tail(file: string, lines = 20): string {
+/** Runs a command to its end; rejects with its output when it exits non-zero. */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env, timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) { reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`)); }
+      else { resolve(stdout); }
+    });
+  });
+}
+
+export function tail(file: string, lines = 20): string {
   try {
     return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {
