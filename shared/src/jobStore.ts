@@ -13,6 +13,7 @@ import { FINAL_STATUSES, type JobStatus } from './status';
  *   running    zset id → lease expiry ms: only live leases count as running
  *   outbox     zset id → created ms: recorded but not yet confirmed by the broker
  *   idem:{key} id of the job an Idempotency-Key created
+ *   fence      a counter bumped after each state change when replicas must confirm it (see run)
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one.
  */
 
@@ -144,11 +145,13 @@ export interface JobStoreOptions {
   prefix: string;
   ttlSeconds: number;
   leaseMs: number;
+  /** Replicas that must hold every state change (and every state a script saw) before it returns; none when absent. */
+  wait?: { replicas: number; timeoutMs: number };
   now?: () => number;
 }
 
-export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs'>): JobStoreOptions {
-  return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs };
+export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs' | 'redisWait'>): JobStoreOptions {
+  return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs, wait: config.redisWait };
 }
 
 function parseJson(raw: string | undefined): unknown {
@@ -177,10 +180,37 @@ export class JobStore {
     return this.key('job', id);
   }
 
+  /**
+   * Runs a state-change script. With replicas to wait for, the script is followed by a write to the
+   * fence key and WAIT: the fence comes after the script's own writes and after every write it read,
+   * so once a replica holds the fence, a failover to that replica cannot undo what the caller is told,
+   * even when the script changed nothing (a retry, or a state another process set). An unconfirmed
+   * change may still be on the master alone: STORE_UNAVAILABLE, and callers retry as for a lost connection.
+   */
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
-    return this.redis.eval(script.lua, keys.length, ...keys, ...args.map(String));
+    const argv = [...keys, ...args.map(String)];
+    const wait = this.options.wait;
+    if (!wait || wait.replicas === 0) { return this.redis.eval(script.lua, keys.length, ...argv); }
+    const replies = await this.redis
+      .pipeline()
+      .eval(script.lua, keys.length, ...argv)
+      .incr(this.key('fence'))
+      .wait(wait.replicas, wait.timeoutMs)
+      .exec();
+    if (!replies) { throw new AppError('STORE_UNAVAILABLE', `job store script ${name} was not run`, { status: 503 }); }
+    const failed = replies.find(([err]) => err)?.[0];
+    if (failed) { throw failed; }
+    const acked = Number(replies[2][1]);
+    if (acked < wait.replicas) {
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `the job store could not confirm the change on ${wait.replicas} replica(s) within ${wait.timeoutMs} ms (${acked} did)`,
+        { status: 503 },
+      );
+    }
+    return replies[0][1];
   }
 
   /** Records a job; with an idempotency key that already made a job, returns that job instead. */
