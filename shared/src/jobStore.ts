@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
 import { JobSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
@@ -180,29 +180,33 @@ export class JobStore {
     return this.key('job', id);
   }
 
-  /**
-   * Runs a state-change script. With replicas to wait for, the script is followed by a write to the
-   * fence key and WAIT: the fence comes after the script's own writes and after every write it read,
-   * so once a replica holds the fence, a failover to that replica cannot undo what the caller is told,
-   * even when the script changed nothing (a retry, or a state another process set). An unconfirmed
-   * change may still be on the master alone: STORE_UNAVAILABLE, and callers retry as for a lost connection.
-   */
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
-    const argv = [...keys, ...args.map(String)];
+    const [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...keys, ...args.map(String)), name);
+    if (err) { throw err; }
+    return reply;
+  }
+
+  /**
+   * Runs a pipeline of state-change scripts and returns their replies. With replicas to wait for, it
+   * ends with a write to the fence key and WAIT: the fence comes after the scripts' own writes and
+   * after every write they read, so once a replica holds the fence, a failover to that replica cannot
+   * undo what the caller is told, even when a script changed nothing (a retry, or a state another
+   * process set). An unconfirmed change may still be on the master alone: STORE_UNAVAILABLE, and
+   * callers retry as for a lost connection.
+   */
+  private async confirmed(pipeline: ChainableCommander, what: string): Promise<[Error | null, unknown][]> {
+    const scripts = pipeline.length;
     const wait = this.options.wait;
-    if (!wait || wait.replicas === 0) { return this.redis.eval(script.lua, keys.length, ...argv); }
-    const replies = await this.redis
-      .pipeline()
-      .eval(script.lua, keys.length, ...argv)
-      .incr(this.key('fence'))
-      .wait(wait.replicas, wait.timeoutMs)
-      .exec();
-    if (!replies) { throw new AppError('STORE_UNAVAILABLE', `job store script ${name} was not run`, { status: 503 }); }
-    const failed = replies.find(([err]) => err)?.[0];
+    const waiting = wait !== undefined && wait.replicas > 0;
+    if (waiting) { pipeline.incr(this.key('fence')).wait(wait.replicas, wait.timeoutMs); }
+    const replies = await pipeline.exec();
+    if (!replies) { throw new AppError('STORE_UNAVAILABLE', `job store ${what} was not run`, { status: 503 }); }
+    if (!waiting) { return replies; }
+    const failed = replies.slice(scripts).find(([err]) => err)?.[0];
     if (failed) { throw failed; }
-    const acked = Number(replies[2][1]);
+    const acked = Number(replies[scripts + 1][1]);
     if (acked < wait.replicas) {
       throw new AppError(
         'STORE_UNAVAILABLE',
@@ -210,7 +214,7 @@ export class JobStore {
         { status: 503 },
       );
     }
-    return replies[0][1];
+    return replies.slice(0, scripts);
   }
 
   /** Records a job; with an idempotency key that already made a job, returns that job instead. */
@@ -299,7 +303,7 @@ export class JobStore {
       const keys = [this.jobKey(id), this.key('running')];
       pipeline.eval(SCRIPTS.heartbeat.lua, keys.length, ...keys, id, attempt, until, progress ? JSON.stringify(progress) : '');
     }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await this.confirmed(pipeline, 'lease renewal');
     return replies.map(([err, state]) => {
       if (err) { throw err; }
       return state as RenewalState;
