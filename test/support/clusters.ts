@@ -2,21 +2,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import {
   freePort,
-  isRunning,
-  lifecycle,
-  spawnServer,
+  privateServer,
   startRabbitNode,
   startRedisServer,
-  stopChild,
-  tail,
   withRedis,
   type PrivateServer,
   type RabbitNode,
-  type StopHow,
 } from './servers';
 import { waitFor } from './wait';
 
@@ -172,28 +166,20 @@ async function startSentinel(name: string, masterPort: number, downAfterMs: numb
     ].join('\n'),
   );
   const url = `redis://127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    child = spawnServer('redis-server', [conf, '--sentinel'], process.env, logFile);
-    await waitFor(
-      async () => {
-        if (child?.exitCode !== null) { throw new Error(`redis sentinel exited: ${tail(logFile)}`); }
-        return withRedis(url, async (c) => (await c.ping()) === 'PONG' || undefined);
-      },
-      { timeoutMs: 20_000, intervalMs: 50, what: `redis sentinel on ${port}` },
-    );
-  };
-  const stop = (how: StopHow = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 10_000);
-  await start();
-  return {
+  return privateServer({
+    cmd: 'redis-server',
+    args: [conf, '--sentinel'],
+    dir,
+    logFile,
     url,
     port,
-    logFile,
-    get alive() {
-      return isRunning(child);
-    },
-    ...lifecycle(start, stop, dir, 'crash'),
-  };
+    what: `redis sentinel on ${port}`,
+    answers: () => withRedis(url, async (c) => (await c.ping()) === 'PONG'),
+    readyTimeoutMs: 20_000,
+    readyIntervalMs: 50,
+    stopTimeoutMs: 10_000,
+    destroyHow: 'crash',
+  });
 }
 
 export interface RabbitCluster {

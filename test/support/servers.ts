@@ -36,11 +36,11 @@ process.once('exit', () => {
   }
 });
 
-export function isRunning(child: ChildProcess | undefined): boolean {
+function isRunning(child: ChildProcess | undefined): boolean {
   return child !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
-export function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
+function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
   const out = fs.openSync(logFile, 'a');
   // Its own process group, so a kill reaches the whole tree (rabbitmq-server is a shell around beam).
   const child = spawn(cmd, args, { env, stdio: ['ignore', out, out], detached: true });
@@ -50,7 +50,7 @@ export function spawnServer(cmd: string, args: string[], env: NodeJS.ProcessEnv,
   return child;
 }
 
-export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
   if (!child || !isRunning(child)) { return; }
   const exited = once(child, 'exit');
   process.kill(-child.pid!, signal);
@@ -83,9 +83,53 @@ export interface PrivateServer {
 
 export type StopHow = 'graceful' | 'crash';
 
-/** start, stop, restart and destroy (stop, then remove the server's folder) of a private server. */
-export function lifecycle(start: () => Promise<void>, stop: (how?: StopHow) => Promise<void>, dir: string, destroyHow: StopHow) {
+export interface ServerProcess {
+  /** The command and its arguments, the same at every start. */
+  cmd: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  /** The server's own folder, removed by destroy(). */
+  dir: string;
+  logFile: string;
+  url: string;
+  port: number;
+  /** What it is, for failure messages. */
+  what: string;
+  /** Resolves when the server answers; throws or resolves undefined while it does not yet. */
+  answers(): Promise<unknown>;
+  readyTimeoutMs: number;
+  readyIntervalMs: number;
+  /** After a graceful stop this long, SIGKILL. */
+  stopTimeoutMs: number;
+  /** How destroy() stops it: 'graceful' where a clean stop matters to the machine (RabbitMQ's epmd entry). */
+  destroyHow: StopHow;
+}
+
+/**
+ * A server process started with spec, answering before this resolves, with start, stop ('crash' is
+ * SIGKILL, 'graceful' SIGTERM to its process group), restart and destroy.
+ */
+export async function privateServer(spec: ServerProcess): Promise<PrivateServer> {
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    child = spawnServer(spec.cmd, spec.args, spec.env ?? process.env, spec.logFile);
+    await waitFor(
+      async () => {
+        if (!isRunning(child)) { throw new Error(`${spec.what} exited: ${tail(spec.logFile)}`); }
+        return (await spec.answers()) ? true : undefined;
+      },
+      { timeoutMs: spec.readyTimeoutMs, intervalMs: spec.readyIntervalMs, what: spec.what },
+    );
+  };
+  const stop = (how: StopHow = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', spec.stopTimeoutMs);
+  await start();
   return {
+    url: spec.url,
+    port: spec.port,
+    logFile: spec.logFile,
+    get alive() {
+      return isRunning(child);
+    },
     start,
     stop,
     async restart(how?: StopHow) {
@@ -93,8 +137,8 @@ export function lifecycle(start: () => Promise<void>, stop: (how?: StopHow) => P
       await start();
     },
     async destroy() {
-      await stop(destroyHow);
-      fs.rmSync(dir, { recursive: true, force: true });
+      await stop(spec.destroyHow);
+      fs.rmSync(spec.dir, { recursive: true, force: true });
     },
   };
 }
@@ -126,31 +170,21 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const url = `redis://127.0.0.1:${port}`;
   const persistence = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no', '--dir', dir, ...persistence, ...(options.args ?? [])];
-  let child: ChildProcess | undefined;
-
-  const start = async (): Promise<void> => {
-    child = spawnServer('redis-server', args, process.env, logFile);
-    await waitFor(
-      async () => {
-        if (child?.exitCode !== null) { throw new Error(`redis-server exited: ${tail(logFile) }`); }
-        // With an AOF, PING answers before the file is loaded; LOADING errors until then.
-        return withRedis(url, async (probe) => (await probe.dbsize()) >= 0);
-      },
-      { timeoutMs: 20_000, intervalMs: 50, what: `redis-server on ${port}` },
-    );
-  };
-  const stop = async (how: 'graceful' | 'crash' = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 10_000);
-
-  await start();
-  return {
+  return privateServer({
+    cmd: 'redis-server',
+    args,
+    dir,
+    logFile,
     url,
     port,
-    logFile,
-    get alive() {
-      return isRunning(child);
-    },
-    ...lifecycle(start, stop, dir, 'crash'),
-  };
+    what: `redis-server on ${port}`,
+    // With an AOF, PING answers before the file is loaded; LOADING errors until then.
+    answers: () => withRedis(url, async (probe) => (await probe.dbsize()) >= 0),
+    readyTimeoutMs: 20_000,
+    readyIntervalMs: 50,
+    stopTimeoutMs: 10_000,
+    destroyHow: 'crash',
+  });
 }
 
 const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
@@ -204,37 +238,28 @@ export async function startRabbitNode(options: RabbitNodeOptions = {}): Promise<
     ...(options.cookieHome ? { HOME: options.cookieHome } : {}),
   };
   const url = `amqp://guest:guest@127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
-
-  const start = async (): Promise<void> => {
-    child = spawnServer(path.join(RABBIT_BIN, 'rabbitmq-server'), [], env, logFile);
-    await waitFor(
-      async () => {
-        if (child?.exitCode !== null) { throw new Error(`rabbitmq-server exited: ${tail(logFile) }`); }
-        const conn = await amqp.connect(url, { timeout: 1000 });
-        await conn.close();
-        return true;
-      },
-      { timeoutMs: 60_000, intervalMs: 200, what: `RabbitMQ node ${nodeName} on ${port}` },
-    );
-  };
-  // SIGTERM makes the wrapper script stop the node cleanly; SIGKILL to the group is a crash.
-  const stop = async (how: 'graceful' | 'crash' = 'graceful') => stopChild(child, how === 'crash' ? 'SIGKILL' : 'SIGTERM', 30_000);
-
-  const ctl = (...args: string[]) => run(path.join(RABBIT_BIN, 'rabbitmqctl'), ['-n', nodeName, ...args], env);
-
-  await start();
-  return {
+  const server = await privateServer({
+    cmd: path.join(RABBIT_BIN, 'rabbitmq-server'),
+    args: [],
+    env,
+    dir,
+    logFile,
     url,
     port,
-    nodeName,
-    logFile,
-    ctl,
-    get alive() {
-      return isRunning(child);
+    what: `RabbitMQ node ${nodeName} on ${port}`,
+    answers: async () => {
+      const conn = await amqp.connect(url, { timeout: 1000 });
+      await conn.close();
+      return true;
     },
-    ...lifecycle(start, stop, dir, 'graceful'),
-  };
+    readyTimeoutMs: 60_000,
+    readyIntervalMs: 200,
+    // SIGTERM makes the wrapper script stop the node cleanly; SIGKILL to the group is a crash.
+    stopTimeoutMs: 30_000,
+    destroyHow: 'graceful',
+  });
+  const ctl = (...args: string[]) => run(path.join(RABBIT_BIN, 'rabbitmqctl'), ['-n', nodeName, ...args], env);
+  return Object.assign(server, { nodeName, ctl });
 }
 
 /** Runs a command to its end; rejects with its output when it exits non-zero. */
@@ -247,7 +272,7 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = proces
   });
 }
 
-export function tail(file: string, lines = 20): string {
+function tail(file: string, lines = 20): string {
   try {
     return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {
