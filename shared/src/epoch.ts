@@ -7,7 +7,8 @@ import type { Logger } from './logger';
  * none and never changed or expired after. Redis keeps it as long as it keeps the jobs, so a different
  * epoch than the one a process (or a queue message) saw means Redis lost its data in between: a
  * restart without persistence, a flush, a failover to an empty replica. The same epoch means the data
- * survived, and a job missing from it expired or was removed.
+ * survived, and a job missing from it expired or was removed — provided Redis loses all or nothing:
+ * an AOF fsynced once a second keeps the (old) epoch but may lose the last second of jobs.
  */
 
 /** Reads the epoch, or writes a new one when there is none, in one step: every process agrees on the winner. */
