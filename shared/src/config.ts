@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseLocation } from './location';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -21,10 +22,34 @@ const urls = (protocols: string[]) =>
     .transform((v) => v.split(',').map((u) => u.trim()))
     .refine((list) => list.every((u) => isUrl(u, protocols)), `must be ${protocols.join(' or ')}// URLs separated by commas`);
 
+/** `host:port` (IPv6 as `[addr]:port`; the port defaults to Sentinel's 26379), comma-separated. */
+const hostPorts = z.string().transform((value, ctx) => {
+  const list: HostPort[] = [];
+  for (const item of value.split(',').map((v) => v.trim()).filter((v) => v !== '')) {
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(item);
+    const port = Number(m?.[3] ?? 26379);
+    if (!m || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not host:port` });
+      return z.NEVER;
+    }
+    list.push({ host: m[1] ?? m[2], port });
+  }
+  if (list.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must list at least one host:port' });
+    return z.NEVER;
+  }
+  return list;
+});
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   AMQP_URL: urls(['amqp:', 'amqps:']).default(['amqp://guest:guest@127.0.0.1:5672']),
+  REDIS_SENTINELS: hostPorts.optional(),
+  REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be letters, digits, . _ -').optional(),
+  REDIS_WAIT_REPLICAS: int(0, 16).optional(),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 60_000).default(2000),
+  RESULTS_LOCATION: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
@@ -52,9 +77,27 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Where finished jobs are archived: a local folder (absolute) or an S3 bucket and key prefix (`''` or ending in `/`). */
+export type ResultsLocation = { kind: 'local'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
+
 export interface Config {
   port: number;
+  /** In Sentinel mode its host and port are not used; its password, database and TLS are. */
   redisUrl: string;
+  /** Sentinel mode: every Redis client asks these sentinels for the master of `name` and follows it through failover. */
+  redisSentinel?: { name: string; sentinels: HostPort[] };
+  /**
+   * Replicas that must confirm a job state change (Redis WAIT) before it is acted on; 0 for a lone Redis.
+   * A change that is not confirmed within timeoutMs is reported as STORE_UNAVAILABLE.
+   */
+  redisWait: { replicas: number; timeoutMs: number };
+  /** The results archive (RESULTS_LOCATION). */
+  results: ResultsLocation;
   /** RabbitMQ nodes, tried in turn. */
   amqpUrls: string[];
   /** Absolute. */
@@ -102,11 +145,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.AWS_ACCESS_KEY_ID === undefined) !== (e.AWS_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together');
   }
+  if ((e.REDIS_SENTINELS === undefined) !== (e.REDIS_SENTINEL_NAME === undefined)) {
+    throw new ConfigError('invalid configuration: REDIS_SENTINELS and REDIS_SENTINEL_NAME must be set together');
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
   return {
     port: e.PORT,
     redisUrl: e.REDIS_URL,
+    redisSentinel:
+      e.REDIS_SENTINELS !== undefined && e.REDIS_SENTINEL_NAME !== undefined
+        ? { name: e.REDIS_SENTINEL_NAME, sentinels: e.REDIS_SENTINELS }
+        : undefined,
+    // With Sentinel a change only the master holds can vanish in a failover: wait for the replica by default.
+    redisWait: { replicas: e.REDIS_WAIT_REPLICAS ?? (e.REDIS_SENTINELS ? 1 : 0), timeoutMs: e.REDIS_WAIT_TIMEOUT_MS },
+    results: resultsLocation(e.RESULTS_LOCATION, dataDir),
     amqpUrls: e.AMQP_URL,
-    dataDir: path.resolve(e.DATA_DIR),
+    dataDir,
     s3: {
       endpoint: e.S3_ENDPOINT,
       region: e.S3_REGION,
@@ -135,4 +189,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** RESULTS_LOCATION: s3://bucket/prefix/, or a folder (relative to DATA_DIR); `.decisum/results` under DATA_DIR by default. */
+function resultsLocation(value: string | undefined, dataDir: string): ResultsLocation {
+  if (value === undefined) { return { kind: 'local', dir: path.join(dataDir, '.decisum', 'results') }; }
+  if (!value.startsWith('s3://')) { return { kind: 'local', dir: path.resolve(dataDir, value) }; }
+  let loc;
+  try {
+    loc = parseLocation(value);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: RESULTS_LOCATION ${(err as Error).message}`);
+  }
+  if (loc.kind !== 's3') { throw new ConfigError('invalid configuration: RESULTS_LOCATION must be s3://bucket/prefix/ or a folder'); }
+  const segments = loc.key.split('/').filter((p) => p !== '');
+  if (segments.some((p) => p === '.' || p === '..')) {
+    throw new ConfigError('invalid configuration: RESULTS_LOCATION must not have . or .. segments');
+  }
+  return { kind: 's3', bucket: loc.bucket, prefix: segments.length ? `${segments.join('/')}/` : '' };
 }

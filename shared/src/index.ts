@@ -14,3 +14,5 @@ export * from './metrics';
 export * from './responses';
 export * from './retry';
 export * from './services';
+export * from './epoch';
+export * from './archive';

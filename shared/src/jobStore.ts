@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
 import { JobSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
@@ -13,6 +13,7 @@ import { FINAL_STATUSES, type JobStatus } from './status';
  *   running    zset id → lease expiry ms: only live leases count as running
  *   outbox     zset id → created ms: recorded but not yet confirmed by the broker
  *   idem:{key} id of the job an Idempotency-Key created
+ *   fence      a counter bumped after each state change when replicas must confirm it (see run)
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one.
  */
 
@@ -144,11 +145,13 @@ export interface JobStoreOptions {
   prefix: string;
   ttlSeconds: number;
   leaseMs: number;
+  /** Replicas that must hold every state change (and every state a script saw) before it returns; none when absent. */
+  wait?: { replicas: number; timeoutMs: number };
   now?: () => number;
 }
 
-export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs'>): JobStoreOptions {
-  return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs };
+export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs' | 'redisWait'>): JobStoreOptions {
+  return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs, wait: config.redisWait };
 }
 
 function parseJson(raw: string | undefined): unknown {
@@ -180,7 +183,38 @@ export class JobStore {
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
-    return this.redis.eval(script.lua, keys.length, ...keys, ...args.map(String));
+    const [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...keys, ...args.map(String)), name);
+    if (err) { throw err; }
+    return reply;
+  }
+
+  /**
+   * Runs a pipeline of state-change scripts and returns their replies. With replicas to wait for, it
+   * ends with a write to the fence key and WAIT: the fence comes after the scripts' own writes and
+   * after every write they read, so once a replica holds the fence, a failover to that replica cannot
+   * undo what the caller is told, even when a script changed nothing (a retry, or a state another
+   * process set). An unconfirmed change may still be on the master alone: STORE_UNAVAILABLE, and
+   * callers retry as for a lost connection.
+   */
+  private async confirmed(pipeline: ChainableCommander, what: string): Promise<[Error | null, unknown][]> {
+    const scripts = pipeline.length;
+    const wait = this.options.wait;
+    const waiting = wait !== undefined && wait.replicas > 0;
+    if (waiting) { pipeline.incr(this.key('fence')).wait(wait.replicas, wait.timeoutMs); }
+    const replies = await pipeline.exec();
+    if (!replies) { throw new AppError('STORE_UNAVAILABLE', `job store ${what} was not run`, { status: 503 }); }
+    if (!waiting) { return replies; }
+    const failed = replies.slice(scripts).find(([err]) => err)?.[0];
+    if (failed) { throw failed; }
+    const acked = Number(replies[scripts + 1][1]);
+    if (acked < wait.replicas) {
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `the job store could not confirm the change on ${wait.replicas} replica(s) within ${wait.timeoutMs} ms (${acked} did)`,
+        { status: 503 },
+      );
+    }
+    return replies.slice(0, scripts);
   }
 
   /** Records a job; with an idempotency key that already made a job, returns that job instead. */
@@ -269,7 +303,7 @@ export class JobStore {
       const keys = [this.jobKey(id), this.key('running')];
       pipeline.eval(SCRIPTS.heartbeat.lua, keys.length, ...keys, id, attempt, until, progress ? JSON.stringify(progress) : '');
     }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await this.confirmed(pipeline, 'lease renewal');
     return replies.map(([err, state]) => {
       if (err) { throw err; }
       return state as RenewalState;

@@ -5,7 +5,7 @@ import type { Config } from './config';
 import { JobStore, jobStoreOptions } from './jobStore';
 import type { Logger } from './logger';
 import { createRegistry } from './metrics';
-import { createRedis, redisReady } from './redis';
+import { createRedis, redisReady, warnIfRedisForgets } from './redis';
 import { createStorage, type LocalStorage, type Storage } from './storage';
 
 export interface ServicesOptions {
@@ -29,13 +29,14 @@ export interface Services {
 
 /** The composition root's one call: every connection a process needs, and how to close them. Nothing else opens one. */
 export async function openServices(config: Config, logger: Logger, options: ServicesOptions = {}): Promise<Services> {
-  const redis = createRedis(config.redisUrl, logger, { failFast: options.failFast });
+  const redis = createRedis(config, logger, { failFast: options.failFast });
   try {
     await redisReady(redis);
   } catch (err) {
     redis.disconnect();
     throw err;
   }
+  void warnIfRedisForgets(redis, logger);
   const broker = new Broker({ urls: config.amqpUrls, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
   void broker.start();
   const { storage, local, clients } = createStorage(config);
