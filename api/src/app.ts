@@ -2,6 +2,7 @@ import path from 'node:path';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Broker, JobStore, Logger, Storage } from '@decisum/shared';
+import { authenticate } from './auth';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
 import { createOperationsRouter } from './routes/operations';
@@ -50,6 +51,8 @@ export function createApp(deps: AppDeps): App {
       },
     }),
   );
+
+  app.use(authenticate());
 
   const docs = new ApiDocs();
   app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics }, docs));
