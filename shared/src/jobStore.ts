@@ -28,9 +28,10 @@ const LUA_FINAL = FINAL_STATUSES.map((s) => `status == '${s}'`).join(' or ');
 const emit = (stream: number, cap: number) =>
   `redis.call('XADD', KEYS[${stream}], 'MAXLEN', '~', ARGV[${cap}], '*', unpack(redis.call('HGETALL', KEYS[1])))`;
 
-/** Lua: a final job with a callback is due for delivery now (ARGV[now], ms), in the same script that made it final. */
+/** Lua: a final job with a callback is due for delivery now (ARGV[now], ms), in the same script that made it final; `due` says so. */
 const dueCallback = (callbacks: number, now: number) =>
-  `if redis.call('HEXISTS', KEYS[1], 'callbackUrl') == 1 then redis.call('ZADD', KEYS[${callbacks}], ARGV[${now}], ARGV[1]) end`;
+  `local due = redis.call('HEXISTS', KEYS[1], 'callbackUrl') == 1
+      if due then redis.call('ZADD', KEYS[${callbacks}], ARGV[${now}], ARGV[1]) end`;
 
 /** Progress events are for watching live, not for resuming: a short stream is enough. */
 const PROGRESS_HISTORY = 1000;
@@ -114,6 +115,7 @@ const SCRIPTS = {
       redis.call('EXPIRE', KEYS[1], ARGV[7])
       ${dueCallback(5, 9)}
       ${emit(4, 10)}
+      if due then return 2 end
       return 1`,
   },
   release: {
@@ -148,11 +150,18 @@ const SCRIPTS = {
       return 'ended'`,
   },
   claimCallbacks: {
-    keys: 1, // callbacks
+    keys: 1, // callbacks; the jobs' keys are ARGV[4] .. id
     lua: `
-      local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-      for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-      return ids`,
+      local claimed = {}
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+        if redis.call('HGET', ARGV[4] .. id, 'callbackStatus') == 'pending' then
+          redis.call('ZADD', KEYS[1], ARGV[2], id)
+          table.insert(claimed, id)
+        else
+          redis.call('ZREM', KEYS[1], id)
+        end
+      end
+      return claimed`,
   },
   callbackAttempted: {
     keys: 2, // job, callbacks
@@ -284,6 +293,7 @@ export class JobStore {
   private readonly now: () => number;
   private readonly streams: Record<StreamName, string>;
   private readonly history: number;
+  private callbackDue?: () => void;
 
   constructor(
     private readonly redis: Redis,
@@ -464,7 +474,13 @@ export class JobStore {
         this.history,
       ],
     );
-    return r === 1;
+    if (r === 2) { this.callbackDue?.(); }
+    return r === 1 || r === 2;
+  }
+
+  /** Called when a result this process wrote made a callback due, so it can be delivered at once. */
+  onCallbackDue(listener: () => void): void {
+    this.callbackDue = listener;
   }
 
   /** Hands a running job back to the queue (shutdown, transient failure). */
@@ -517,7 +533,7 @@ export class JobStore {
 
   /** Claims up to `limit` callbacks that are due; each is leased until `leaseUntil` (ms), when it is due again unless attempted. */
   async claimCallbacks(limit: number, leaseUntil: number): Promise<string[]> {
-    return (await this.run('claimCallbacks', [this.key('callbacks')], [this.now(), leaseUntil, limit])) as string[];
+    return (await this.run('claimCallbacks', [this.key('callbacks')], [this.now(), leaseUntil, limit, this.key('job', '')])) as string[];
   }
 
   /** Records one delivery attempt; the callback is due again at `at` for a retry. The attempts so far, 0 when the job is gone. */
