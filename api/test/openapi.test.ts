@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Express } from 'express';
 import request, { type Response } from 'supertest';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
-import { createLogger, createRegistry, type JobStore, type Storage } from '@decisum/shared';
+import { createLogger, createRegistry, type JobFeed, type JobStore, type Storage } from '@decisum/shared';
 import { createApp, type App } from '../src/app';
 import { createMetrics } from '../src/metrics';
 import type { OpenApiDocument } from '../src/openapi';
@@ -19,6 +19,7 @@ function inertApp(): App {
     store,
     broker: { publish: () => Promise.resolve(), connected: true },
     storage: {} as Storage,
+    feed: {} as JobFeed,
     logger: createLogger('test', 'silent'),
     metrics: createMetrics(store, createRegistry()),
   });

@@ -33,8 +33,8 @@ describe('request logs and the request-duration histogram', () => {
         done();
       },
     });
-    const { store, broker, storage } = stack;
-    app = createApp({ store, broker, storage, logger: createLogger('test', 'info', sink), metrics: createMetrics(store, createRegistry()) });
+    const { store, broker, storage, feed } = stack;
+    app = createApp({ store, broker, storage, feed, logger: createLogger('test', 'info', sink), metrics: createMetrics(store, createRegistry()) });
   });
   afterAll(() => stack?.stop());
 

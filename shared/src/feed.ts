@@ -56,6 +56,11 @@ export class JobFeed {
     };
   }
 
+  /** How many listen to one job's events: waiting requests and `?job=` streams. */
+  listening(jobId: string): number {
+    return this.byJob.get(jobId)?.size ?? 0;
+  }
+
   /** Every event. Returns the way to stop listening. */
   watchAll(listener: FeedListener): () => void {
     this.everyone.add(listener);
