@@ -80,7 +80,9 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       summary: 'Submit a job',
       description:
         'Records the job and publishes it to the work queue; answers 202 only once both hold it. ' +
-        'A local file that does not exist is refused with 404 here; anything not checkable at once fails the job later.',
+        'A local file that does not exist is refused with 404 here; anything not checkable at once fails the job later. ' +
+        'With `callback.url` (its host in `CALLBACK_HOSTS`, else 400 `CALLBACK_NOT_ALLOWED`), the job is POSTed there once final, ' +
+        'signed with `Decisum-Signature`, retried with backoff until accepted (2xx); `callback` on the job records the delivery.',
       request: {
         headers: z.object({
           'Idempotency-Key': z.string().min(1).max(255).optional().meta({
@@ -96,6 +98,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
                 sample: { summary: 'every 10th column', value: { file: 's3://decisum/data.csv' } },
                 tenth: { summary: 'the 10th, 20th, … columns', value: { file: 'reports/a.csv', offset: 9 } },
                 options: { summary: 'all options', value: { file: 'file:reports/a.tsv', step: 5, offset: 1, delimiter: '\t', header: true } },
+                callback: { summary: 'with a webhook', value: { file: 's3://decisum/data.csv', callback: { url: 'https://hooks.example.com/decisum' } } },
               },
             },
           },
@@ -110,7 +113,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
           }),
         },
         ...docs.problems(
-          [400, 'Invalid body or a path outside DATA_DIR', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
+          [400, 'Invalid body, a path outside DATA_DIR, or a callback host not in CALLBACK_HOSTS', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
           [404, 'The file does not exist', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
           [413, 'The body is too large', 'VALIDATION', 'the request body is too large'],
           [422, 'The Idempotency-Key was used for a different request', 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request'],
