@@ -28,7 +28,7 @@ export interface Services {
   registry: Registry;
   /** Present when opened with `feed: true`. */
   feed?: JobFeed;
-  /** Closes everything opened here: the broker first (closing its channels waits for the last acks), then Redis, then the S3 clients. */
+  /** Closes everything opened here: the broker first (closing its channels waits for the last acks), the feed, then Redis, then the S3 clients. */
   close(): Promise<void>;
 }
 

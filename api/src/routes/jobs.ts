@@ -179,6 +179,8 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
         res.json(await read());
         return;
       }
+      // A request held open on purpose is timed under a route of its own, apart from the quick answers.
+      res.locals.route = `${base}/:id?wait`;
       const left = new AbortController();
       res.on('close', () => left.abort());
       const job = await feed.untilFinal(id, read, wait * 1000, AbortSignal.any([left.signal, ...(deps.stopping ? [deps.stopping] : [])]));
