@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { SseParser, type SseMessage } from '../../api/src/cli/sse';
+import { untilNotified } from './wait';
 
 /**
  * A client of GET /api/v1/events that keeps everything it read: the events, parsed by the CLI's
@@ -56,21 +57,16 @@ export class EventClient {
 
   /** Waits until `check` holds over what was read so far; fails with what was read. */
   until<T>(check: (client: EventClient) => T | undefined, { timeoutMs = 15_000, what = 'an event' } = {}): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const test = () => {
+    return untilNotified(
+      this.listeners,
+      () => {
         const found = check(this);
-        if (found !== undefined) { return done(() => resolve(found)); }
-        if (this.ended) { done(() => reject(new Error(`the stream ended before ${what}:\n${this.raw}`))); }
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`no ${what} within ${timeoutMs} ms; read:\n${this.raw}`))), timeoutMs);
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        this.listeners.delete(test);
-        fn();
-      };
-      this.listeners.add(test);
-      test();
-    });
+        if (found === undefined && this.ended) { throw new Error(`the stream ended before ${what}:\n${this.raw}`); }
+        return found;
+      },
+      timeoutMs,
+      () => new Error(`no ${what} within ${timeoutMs} ms; read:\n${this.raw}`),
+    );
   }
 
   /** The first event of this kind (and matching `match`) from index `from` on. */

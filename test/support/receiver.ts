@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { untilNotified } from './wait';
 
 export interface Received {
   method: string;
@@ -57,20 +58,12 @@ export class Receiver {
 
   /** Resolves once `n` requests have come in. */
   until(n: number, timeoutMs = 20_000): Promise<Received[]> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.received.length < n) { return; }
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        resolve(this.received);
-      };
-      const timer = setTimeout(() => {
-        this.listeners.delete(check);
-        reject(new Error(`the receiver got ${this.received.length} of ${n} requests within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.listeners.add(check);
-      check();
-    });
+    return untilNotified(
+      this.listeners,
+      () => (this.received.length >= n ? this.received : undefined),
+      timeoutMs,
+      () => new Error(`the receiver got ${this.received.length} of ${n} requests within ${timeoutMs} ms`),
+    );
   }
 
   async close(): Promise<void> {
