@@ -649,7 +649,8 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
   it('submit then status --wait --json give the job as the API has it; list and cancel see it', async () => {
     stack.writeFile('ints.csv', 'a,b\n1,2\n3,4\n');
     const submitted = await cli('submit', 'file:ints.csv');
-    expect(submitted).toMatchObject({ code: 0 });
+    // stderr in the failure message, should it fail.
+    expect(submitted).toMatchObject({ code: 0, stderr: expect.not.stringContaining('decisum submit:') });
     const id = submitted.stdout.trim();
     const run = await cli('status', id, '--wait', '--json');
     expect(run).toMatchObject({ code: 0 });
