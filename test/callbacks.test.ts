@@ -110,6 +110,13 @@ describe('one delivery', () => {
     }
   });
 
+  it('counts the name\'s resolution within the attempt\'s time', async () => {
+    const never = () => new Promise<LookupAddress[]>(() => undefined);
+    const err = await deliver('http://hook.test/', '{}', options('hook.test', { resolve: never, timeoutMs: 200 })).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('no answer within 200 ms');
+    expect(err).not.toBeInstanceOf(DeliveryRefused);
+  });
+
   it('refuses a host no longer in CALLBACK_HOSTS', async () => {
     const r = await receiver();
     await expect(deliver(r.url(), '{}', options('hooks.example.com'))).rejects.toThrow(DeliveryRefused);

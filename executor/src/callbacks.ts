@@ -43,14 +43,19 @@ export interface DeliveryOptions {
 export async function deliver(url: string, body: string, options: DeliveryOptions): Promise<void> {
   const target = new URL(url);
   const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  // One deadline for the whole attempt: the name's resolution, the connection, the answer.
+  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const late = () => new Error(`no answer within ${options.timeoutMs} ms`);
   if (!hostAllowed(host, options.hosts)) { throw new DeliveryRefused(`callback host ${target.hostname} is not in CALLBACK_HOSTS`); }
   let addresses: LookupAddress[];
   if (isIP(host)) {
     addresses = [{ address: host, family: isIP(host) }];
   } else {
-    addresses = await (options.resolve ?? systemResolve)(host).catch((err: NodeJS.ErrnoException) => {
+    const resolved = (options.resolve ?? systemResolve)(host).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`could not resolve ${host} (${err.code ?? 'lookup failed'})`);
     });
+    const timedOut = new Promise<never>((_, reject) => deadline.addEventListener('abort', () => reject(late()), { once: true }));
+    addresses = await Promise.race([resolved, timedOut]);
   }
   const pinned = addresses.find((a) => addressAllowed(a.address, options.hosts));
   if (!pinned) {
@@ -71,7 +76,7 @@ export async function deliver(url: string, body: string, options: DeliveryOption
         method: 'POST',
         headers,
         agent: false,
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: deadline,
         // Whatever the connection asks, the answer is the address checked above.
         lookup: (_hostname, lookupOptions, callback) => {
           if ((lookupOptions as { all?: boolean }).all) { (callback as (err: null, all: LookupAddress[]) => void)(null, [pinned]); }
@@ -87,8 +92,7 @@ export async function deliver(url: string, body: string, options: DeliveryOption
       },
     );
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const what = err.name === 'AbortError' || err.name === 'TimeoutError' ? `no answer within ${options.timeoutMs} ms` : `the connection failed (${err.code ?? 'error'})`;
-      reject(new Error(what));
+      reject(err.name === 'AbortError' || err.name === 'TimeoutError' ? late() : new Error(`the connection failed (${err.code ?? 'error'})`));
     });
     req.end(body);
   });
