@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseLocation } from './location';
+import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -74,6 +75,23 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
   RETRY_BACKOFF_MS: int(0).default(1000),
   EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
+  CALLBACK_HOSTS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseCallbackHosts(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  CALLBACK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  CALLBACK_BACKOFF_MS: int(1).default(1000),
+  CALLBACK_RETRY_FOR_SECONDS: int(0).default(24 * 3600),
+  CALLBACK_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  EVENT_HISTORY: int(100, 10_000_000).default(10_000),
+  SSE_HEARTBEAT_MS: int(100).default(15_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -125,6 +143,24 @@ export interface Config {
     publishGraceMs: number;
   };
   reads: { retries: number; idleTimeoutMs: number; backoffMs: number };
+  callbacks: {
+    /** Nothing is allowed when CALLBACK_HOSTS is unset. */
+    hosts: CallbackHosts;
+    /** Signs every delivery; set whenever hosts are. */
+    secret?: string;
+    /** The first delay before a failed delivery is tried again; it doubles per attempt. */
+    backoffMs: number;
+    /** Deliveries are retried for this long after the job finished, then given up. */
+    retryForMs: number;
+    /** One attempt's limit: connect, send, and the receiver's answer. */
+    timeoutMs: number;
+  };
+  events: {
+    /** State changes kept in the events stream, for clients that resume with Last-Event-ID. */
+    history: number;
+    /** How often an idle event stream gets a comment, so proxies keep it open. */
+    heartbeatMs: number;
+  };
   shutdownGraceMs: number;
   logLevel: string;
 }
@@ -149,6 +185,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('invalid configuration: REDIS_SENTINELS and REDIS_SENTINEL_NAME must be set together');
   }
   const dataDir = path.resolve(e.DATA_DIR);
+  if (e.CALLBACK_HOSTS !== undefined && e.CALLBACK_SECRET === undefined) {
+    throw new ConfigError('invalid configuration: CALLBACK_SECRET must be set when CALLBACK_HOSTS is (every callback is signed with it)');
+  }
   return {
     port: e.PORT,
     redisUrl: e.REDIS_URL,
@@ -186,6 +225,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       publishGraceMs: e.PUBLISH_GRACE_MS,
     },
     reads: { retries: e.READ_RETRIES, idleTimeoutMs: e.READ_IDLE_TIMEOUT_MS, backoffMs: e.READ_BACKOFF_MS },
+    callbacks: {
+      hosts: e.CALLBACK_HOSTS ?? NO_CALLBACK_HOSTS,
+      secret: e.CALLBACK_SECRET,
+      backoffMs: e.CALLBACK_BACKOFF_MS,
+      retryForMs: e.CALLBACK_RETRY_FOR_SECONDS * 1000,
+      timeoutMs: e.CALLBACK_TIMEOUT_MS,
+    },
+    events: { history: e.EVENT_HISTORY, heartbeatMs: e.SSE_HEARTBEAT_MS },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -16,3 +16,5 @@ export * from './retry';
 export * from './services';
 export * from './epoch';
 export * from './archive';
+export * from './callbacks';
+export * from './feed';

@@ -16,6 +16,7 @@ import {
   type Broker,
   type Config,
   type Job,
+  type JobFeed,
   type Storage,
 } from '@decisum/shared';
 import { startApi } from '../../api/src/start';
@@ -42,6 +43,8 @@ export interface Stack {
   storage: Storage;
   broker: Broker;
   redis: Redis;
+  /** The API's reader of job events. */
+  feed: JobFeed;
   sweeper: OutboxSweeper;
   executors: Executor[];
   addExecutor(): Promise<Executor>;
@@ -83,7 +86,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const topology = topologyFor(config.prefix, config.jobs.maxAttempts);
   const closers: (() => Promise<void> | void)[] = [];
 
-  const services = await openServices(config, logger, { failFast: true });
+  const services = await openServices(config, logger, { failFast: true, feed: true });
   closers.push(() => services.close());
   // Tests submit at once: wait for the broker rather than meet a 503.
   await services.broker.start();
@@ -91,6 +94,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   closers.push(() => api.stop());
   const { url, sweeper } = api;
   const { store, storage, broker, redis } = services;
+  const feed = services.feed!;
 
   const executors: Executor[] = [];
   const addExecutor = async (): Promise<Executor> => {
@@ -114,6 +118,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     storage,
     broker,
     redis,
+    feed,
     sweeper,
     executors,
     addExecutor,
