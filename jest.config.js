@@ -1,6 +1,8 @@
 /**
  * Two tiers: `unit` needs no server and runs in seconds; `integration` talks to the real Redis,
  * RabbitMQ and an S3 endpoint. `npm test` runs both; type-checking of the whole tree is `npm run typecheck`.
+ * A third project, `cluster` (`npm run test:cluster`), starts replicated servers of its own (Redis with
+ * Sentinel, a RabbitMQ cluster) and fails them over: minutes, so it stays out of `npm test`.
  */
 // The tests run on Node 20 too (the oldest line decisum starts on, past its end of life): the AWS
 // SDK's documented switch keeps its end-of-support notice out of every test's output.
@@ -8,6 +10,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const WORKSPACES = ['<rootDir>/shared', '<rootDir>/executor', '<rootDir>/api'];
 const UNIT = '/test/unit/';
+const CLUSTER = '/test/cluster/';
 
 const common = {
   testEnvironment: 'node',
@@ -30,7 +33,8 @@ module.exports = {
       displayName: 'integration',
       roots: [...WORKSPACES, '<rootDir>/test'],
       testMatch: ['**/test/**/*.test.ts'],
-      testPathIgnorePatterns: [...common.testPathIgnorePatterns, UNIT],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, UNIT, CLUSTER],
     },
+    { ...common, displayName: 'cluster', roots: ['<rootDir>/test'], testMatch: [`**${CLUSTER}**/*.test.ts`] },
   ],
 };

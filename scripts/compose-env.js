@@ -18,6 +18,8 @@ const generated = {
   AWS_ACCESS_KEY_ID: () => 'decisum-app',
   AWS_SECRET_ACCESS_KEY: secret,
   GRAFANA_ADMIN_PASSWORD: secret,
+  // Signs callbacks; unused until CALLBACK_HOSTS lists a host.
+  CALLBACK_SECRET: secret,
 };
 
 function main() {

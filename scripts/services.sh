@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure Redis (6379) and RabbitMQ (5672) listen on this machine: installs them with apt where
 # missing and starts them where stopped. Used by `npm start` and .ci/run; needs root.
+# A Redis already listening is left as it is; the one started here keeps an append-only file,
+# fsynced on every write, in the project's var/redis, so a restart loses no job.
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 apt_updated=
@@ -13,9 +16,9 @@ need() {
 
 if ! listening 6379; then
   need redis-server redis-server
-  mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/decisum.log
+  mkdir -p "$root/var/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes --appendfsync always \
+    --dir "$root/var/redis" --logfile "$root/var/redis/redis.log"
 fi
 if ! listening 5672; then
   need rabbitmq-server rabbitmq-server

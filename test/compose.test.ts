@@ -151,7 +151,7 @@ function runShell(script: string[], env: Record<string, string>, fakes: string[]
   });
 
   it('generates a different random value for every secret, and never overwrites a .env', () => {
-    for (const name of ['REDIS_PASSWORD', 'RABBITMQ_PASSWORD', 'MINIO_ROOT_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'GRAFANA_ADMIN_PASSWORD']) {
+    for (const name of ['REDIS_PASSWORD', 'RABBITMQ_PASSWORD', 'MINIO_ROOT_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'GRAFANA_ADMIN_PASSWORD', 'CALLBACK_SECRET']) {
       expect({ name, value: secrets[name] }).toEqual({ name, value: expect.stringMatching(/^[0-9a-f]{48}$/) as string });
     }
     const again = spawnSync(process.execPath, [path.join(ROOT, 'scripts/compose-env.js'), path.join(tmp, '.env')], { encoding: 'utf8' });

@@ -6,6 +6,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Cluster } from './support/processes';
+import { EventClient } from './support/events';
 import { freePort, spawnServer, stopChild } from './support/servers';
 import { serviceUrls } from './support/services';
 import { SAMPLE } from './support/sample';
@@ -128,6 +129,22 @@ function firstChunk(url: string): Promise<{ res: http.IncomingMessage; chunk: st
 
       expect((await fetch(`${proxy.url}/metrics`)).status).toBe(404);
       expect((await fetch(`${cluster.url}/metrics`)).status).toBe(200);
+    });
+
+    it('carries the API\'s event stream as the changes happen, and ?wait until the job is final', async () => {
+      const events = await EventClient.open(proxy.url);
+      try {
+        expect(events.status).toBe(200);
+        await events.next('active');
+        const submitted = await cluster.submit({ file: 'sample.csv' }, {}, proxy.url);
+        const id = (submitted.body as { id: string }).id;
+        const waited = await fetch(`${proxy.url}/api/v1/jobs/${id}?wait=30`);
+        expect(((await waited.json()) as { status: string }).status).toBe('succeeded');
+        await events.until((c) => (c.jobs(id).some((j) => j.status === 'succeeded') ? true : undefined));
+        expect(events.jobs(id).map((j) => j.status)).toEqual(['queued', 'running', 'succeeded']);
+      } finally {
+        events.close();
+      }
     });
   });
 

@@ -1,5 +1,5 @@
 // Every request the page makes goes through this module: the one place that adds a bearer token,
-// turns problem+json into errors, and where a 401 token prompt and an event stream will hook in.
+// turns problem+json into errors, follows the event stream, and where a 401 token prompt will hook in.
 
 /** An error from the API, carrying its problem+json body. */
 export class ApiError extends Error {
@@ -19,9 +19,13 @@ const UNREACHABLE = { code: 'UNREACHABLE', detail: 'The server could not be reac
 /** @type {{ token: string | undefined }} */
 const auth = { token: undefined };
 
+/** Open event streams: a new token reconnects them with it. */
+const streams = new Set();
+
 /** The bearer token sent with every request from now on; undefined sends none. */
 export function setToken(token) {
   auth.token = token || undefined;
+  for (const stream of streams) { stream.reconnect(); }
 }
 
 function headers(extra = {}) {
@@ -94,6 +98,127 @@ function put(location, file, { createOnly, onProgress, signal }) {
   });
 }
 
+/** Splits a text/event-stream into events, as EventSource reads it. */
+function sseParser() {
+  let rest = '';
+  let data = [];
+  let event = '';
+  let id;
+  return (text) => {
+    const out = [];
+    let buffer = rest + text;
+    // A CR at the end may be the first half of a CRLF.
+    const cr = buffer.endsWith('\r') ? '\r' : '';
+    if (cr) { buffer = buffer.slice(0, -1); }
+    const lines = buffer.split(/\r\n|\n|\r/);
+    rest = lines.pop() + cr;
+    for (const line of lines) {
+      if (line === '') {
+        if (data.length) { out.push({ event: event || 'message', data: data.join('\n'), id }); }
+        data = [];
+        event = '';
+        id = undefined;
+      } else if (!line.startsWith(':')) {
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'data') { data.push(value); }
+        else if (field === 'event') { event = value; }
+        else if (field === 'id') { id = value; }
+      }
+    }
+    return out;
+  };
+}
+
+/** The server comments on an idle stream every 15 s by default: this much silence means it is dead. */
+const STREAM_IDLE_MS = 45_000;
+
+/**
+ * Follows GET /api/v1/events: `on.job(job)`, `on.progress({id, progress})`, `on.gone({id})`,
+ * `on.active(counts)`, `on.reset()`, and `on.state('live' | 'down' | 'absent')`. fetch, not
+ * EventSource, which cannot send the bearer token. After a drop it reconnects with Last-Event-ID, so
+ * no state change is missed; 'absent' means an API without the stream (the caller waits on jobs instead).
+ */
+export function events(on) {
+  let lastEventId;
+  let controller;
+  let closed = false;
+  let delay = 1000;
+  let wake;
+  /** A reconnect asked for (a new token): at once, and no 'down' in between. */
+  let again = false;
+
+  const connect = async () => {
+    controller = new AbortController();
+    let idle = setTimeout(() => controller.abort(), STREAM_IDLE_MS);
+    const h = headers({ Accept: 'text/event-stream, application/problem+json' });
+    if (lastEventId) { h['Last-Event-ID'] = lastEventId; }
+    try {
+      const res = await fetch('/api/v1/events', { headers: h, signal: controller.signal });
+      if (res.status === 404) {
+        on.state('absent');
+        return false;
+      }
+      if (!res.ok || !res.body) { throw new ApiError(problemFrom(await res.text().catch(() => ''), res.status), res.status); }
+      on.state('live');
+      delay = 1000;
+      const parse = sseParser();
+      const decoder = new TextDecoder();
+      const reader = res.body.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) { break; }
+        clearTimeout(idle);
+        idle = setTimeout(() => controller.abort(), STREAM_IDLE_MS);
+        for (const m of parse(decoder.decode(value, { stream: true }))) {
+          if (m.id) { lastEventId = m.id; }
+          const handler = on[m.event];
+          if (handler) { handler(m.event === 'reset' ? undefined : JSON.parse(m.data)); }
+        }
+      }
+    } catch {
+      // Dropped, refused or cut as idle: reconnect below.
+    } finally {
+      clearTimeout(idle);
+    }
+    return true;
+  };
+
+  const stream = {
+    reconnect() {
+      again = true;
+      if (controller) { controller.abort(); }
+      if (wake) { wake(); }
+    },
+    close() {
+      closed = true;
+      streams.delete(stream);
+      if (controller) { controller.abort(); }
+      if (wake) { wake(); }
+    },
+  };
+  streams.add(stream);
+  void (async () => {
+    while (!closed) {
+      if (!(await connect())) { break; }
+      if (closed) { break; }
+      if (again) {
+        again = false;
+        continue;
+      }
+      on.state('down');
+      await new Promise((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, delay);
+      });
+      again = false;
+      delay = Math.min(15_000, delay * 2);
+    }
+  })();
+  return stream;
+}
+
 export const api = {
   active: () => json('GET', '/api/v1/jobs/active'),
   /** A page of jobs, newest first; pass the page's nextCursor for the next one. */
@@ -105,7 +230,8 @@ export const api = {
     const query = q.toString();
     return json('GET', `/api/v1/jobs${query ? `?${query}` : ''}`);
   },
-  job: (id) => json('GET', `/api/v1/jobs/${encodeURIComponent(id)}`),
+  /** The job; with `wait` (seconds), once it is final or when the time is up. */
+  job: (id, wait) => json('GET', `/api/v1/jobs/${encodeURIComponent(id)}${wait ? `?wait=${wait}` : ''}`),
   submit: (body) => json('POST', '/api/v1/jobs', body),
   cancel: (id) => json('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`),
   /** The files under a folder (a location ending in /, or '' for the data folder's root). */

@@ -1,5 +1,5 @@
 // decisum's web page: plain browser JavaScript modules, no build step. All API calls are in api.js.
-import { api, ApiError } from './api.js';
+import { api, ApiError, events } from './api.js';
 import { bytes, duration, RateMeter } from './progress.js';
 
 const $ = (id) => document.getElementById(id);
@@ -45,8 +45,13 @@ const state = {
   olderLoaded: false,
   meters: new Map(), // id → RateMeter of a running job
   uploading: undefined, // AbortController of the upload in flight
-  listTimer: undefined,
-  jobTimer: undefined,
+  /** The event stream: 'live', 'down' (reconnecting) or 'absent' (a server without one). */
+  stream: 'down',
+  /** Whether the first page of history has been read since the stream went live. */
+  listed: false,
+  /** Wakes the fallback wait when a job to wait on appears or the stream's state changes. */
+  wake: undefined,
+  waiting: false,
 };
 
 const number = new Intl.NumberFormat();
@@ -82,14 +87,18 @@ function showProblem(node, err) {
 
 // ---- counts ---------------------------------------------------------------------------------
 
+function showCounts(c) {
+  $('count-active').textContent = number.format(c.active);
+  $('count-queued').textContent = number.format(c.queued);
+  $('count-running').textContent = number.format(c.running);
+  $('counts').classList.toggle('busy', c.active > 0);
+  $('counts').classList.remove('offline');
+}
+
+/** Once, where the event stream cannot say them: the fallback after each wait. */
 async function refreshCounts() {
   try {
-    const c = await api.active();
-    $('count-active').textContent = number.format(c.active);
-    $('count-queued').textContent = number.format(c.queued);
-    $('count-running').textContent = number.format(c.running);
-    $('counts').classList.toggle('busy', c.active > 0);
-    $('counts').classList.remove('offline');
+    showCounts(await api.active());
   } catch {
     $('counts').classList.add('offline');
   }
@@ -295,8 +304,7 @@ async function submit(event) {
     select(job.id);
     renderJobs();
     reveal();
-    scheduleJobs(0);
-    void refreshCounts();
+    if (state.wake) { state.wake(); }
   } catch (err) {
     showProblem(form, err);
   } finally {
@@ -318,8 +326,19 @@ function reveal() {
 
 // ---- jobs -----------------------------------------------------------------------------------
 
+/**
+ * Whether `job` is news over `held`: never back from a final state, nor to an older attempt. The
+ * submission's answer can arrive after the stream already said the job is running, or done.
+ */
+function isNewer(job, held) {
+  if (!held) { return true; }
+  if (FINAL.has(held.status)) { return FINAL.has(job.status); }
+  return FINAL.has(job.status) || job.attempts >= held.attempts;
+}
+
 /** Keeps a job and its place: newest first by creation, a job seen before keeping its slot among equals. */
 function remember(job) {
+  if (!isNewer(job, state.jobs.get(job.id))) { return; }
   state.jobs.set(job.id, job);
   if (!state.order.includes(job.id)) { state.order.unshift(job.id); }
   const created = (id) => Date.parse(state.jobs.get(id).createdAt);
@@ -435,6 +454,7 @@ function select(id) {
   }
   state.selected = id;
   renderDetail();
+  if (state.wake) { state.wake(); }
 }
 
 function renderDetail() {
@@ -565,11 +585,12 @@ async function cancelSelected() {
   renderDetail();
 }
 
-// ---- history and polling: an event stream will replace the two timers ----------------------
+// ---- history and the event stream -------------------------------------------------------------
 
 async function refreshList() {
   try {
     const page = await api.jobs({ limit: PAGE });
+    state.listed = true;
     if (!state.olderLoaded) {
       // Until older pages are asked for, the list is the first page, plus this page's jobs still in work.
       const keep = new Set(page.jobs.map((j) => j.id));
@@ -577,7 +598,6 @@ async function refreshList() {
       state.olderCursor = page.nextCursor;
     }
     for (const job of page.jobs) { remember(job); }
-    $('jobs-updated').textContent = `updated ${time.format(new Date())}`;
     renderJobs();
     renderDetail();
   } catch {
@@ -602,36 +622,74 @@ async function loadOlder() {
   }
 }
 
-/** Jobs still in work are fetched one by one, faster than the list, so their bars move smoothly. */
-async function refreshActiveJobs() {
-  const open = state.order.filter((id) => !FINAL.has(state.jobs.get(id).status)).slice(0, PAGE);
-  if (!open.length) { return false; }
-  const jobs = await Promise.all(open.map((id) => api.job(id).catch(() => undefined)));
-  for (const job of jobs) {
-    if (!job) { continue; }
-    observe(job);
-    remember(job);
-  }
+function render() {
   renderJobs();
   renderDetail();
-  return true;
 }
 
-function scheduleList(delay) {
-  clearTimeout(state.listTimer);
-  state.listTimer = setTimeout(async () => {
-    if (!document.hidden) { await Promise.all([refreshList(), refreshCounts()]); }
-    scheduleList(2000);
-  }, delay);
+/** A job's state changed: a new job (anyone's this user may see) joins the list at its place. */
+function onJob(job) {
+  remember(job);
+  // Rates are measured from the executor's progress reports; a job no longer running has none.
+  if (state.jobs.get(job.id).status !== 'running') { state.meters.delete(job.id); }
+  render();
 }
 
-function scheduleJobs(delay) {
-  clearTimeout(state.jobTimer);
-  state.jobTimer = setTimeout(async () => {
-    const busy = document.hidden ? true : await refreshActiveJobs();
-    if (busy) { void refreshCounts(); }
-    scheduleJobs(busy ? 400 : 1500);
-  }, delay);
+/** A running job read further: its bar moves and its rate is measured. */
+function onProgress({ id, progress }) {
+  const job = state.jobs.get(id);
+  if (!job || job.status !== 'running') { return; }
+  job.progress = progress;
+  observe(job);
+  render();
+}
+
+/** A job recorded and taken back (the queue refused it): it never was. */
+function onGone({ id }) {
+  state.jobs.delete(id);
+  state.order = state.order.filter((i) => i !== id);
+  if (state.selected === id) { state.selected = undefined; }
+  render();
+}
+
+const STREAM_WORDS = { live: 'live', down: 'reconnecting…', absent: 'updates come as jobs finish' };
+
+function onStreamState(s) {
+  state.stream = s;
+  $('jobs-updated').textContent = STREAM_WORDS[s];
+  if (s !== 'live') { $('counts').classList.add('offline'); }
+  // Read after the stream listens, so no change falls between the two; a resumed stream says what it missed.
+  if (s === 'live' && !state.listed) { void refreshList(); }
+  if (s === 'absent' && !state.listed) { void refreshList(); }
+  if (s !== 'live') { void waitOnJobs(); }
+  if (state.wake) { state.wake(); }
+}
+
+/**
+ * Without the stream (reconnecting, or a server without one), the job on show is waited on: each
+ * request answers as soon as the job is final (`?wait=`), so nothing is asked again and again.
+ */
+async function waitOnJobs() {
+  if (state.waiting) { return; }
+  state.waiting = true;
+  try {
+    while (state.stream !== 'live') {
+      const id = [state.follow, state.selected].find((i) => i && state.jobs.has(i) && !FINAL.has(state.jobs.get(i).status));
+      if (!id) {
+        await new Promise((resolve) => (state.wake = resolve));
+        state.wake = undefined;
+        continue;
+      }
+      try {
+        onJob(await api.job(id, 25));
+        await refreshCounts();
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    }
+  } finally {
+    state.waiting = false;
+  }
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
@@ -670,14 +728,6 @@ drop.addEventListener('drop', (e) => {
   const file = e.dataTransfer && e.dataTransfer.files[0];
   if (file) { void upload(file); }
 });
-document.addEventListener('visibilitychange', () => {
-  if (!document.hidden) {
-    scheduleList(0);
-    scheduleJobs(0);
-  }
-});
-
 optionsSummary();
 void loadFiles();
-scheduleList(0);
-scheduleJobs(300);
+events({ job: onJob, progress: onProgress, gone: onGone, active: showCounts, reset: () => void refreshList(), state: onStreamState });

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
-import type { Broker, JobStore, Logger, Storage } from '@decisum/shared';
+import type { Broker, CallbackHosts, JobFeed, JobStore, Logger, Storage } from '@decisum/shared';
+import { authenticate } from './auth';
+import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
 import { createOperationsRouter } from './routes/operations';
@@ -17,6 +19,14 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Extra readiness checks, by name: resolve true when the dependency answers. */
   ready?: Record<string, () => Promise<boolean>>;
+  /** This process's reader of job events: `?wait` and the event stream listen to it. */
+  feed: JobFeed;
+  /** Where callbacks may go (CALLBACK_HOSTS); none when absent. */
+  callbackHosts?: CallbackHosts;
+  /** How often an idle event stream gets a comment (SSE_HEARTBEAT_MS). */
+  heartbeatMs?: number;
+  /** Aborted when the API stops: waits answer and event streams end, so the server can close. */
+  stopping?: AbortSignal;
 }
 
 /** The HTTP app, and the OpenAPI document its routes wrote. */
@@ -51,11 +61,15 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
+  app.use(authenticate());
+
   const docs = new ApiDocs();
   app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics }, docs));
   const jobs = '/api/v1/jobs';
   const files = '/api/v1/files';
+  const events = '/api/v1/events';
   app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
+  app.use(events, createEventsRouter({ ...deps, heartbeatMs: deps.heartbeatMs ?? 15_000 }, docs, events));
   app.use(files, createFilesRouter(deps, docs, files));
   const { router: docsRouter, document } = createDocsRouter(docs);
   app.use(docsRouter);

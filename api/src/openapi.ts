@@ -4,6 +4,8 @@ import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteaso
 import swaggerUi from 'swagger-ui-express';
 import {
   ActiveCountSchema,
+  CallbackRequestSchema,
+  CallbackStateSchema,
   ColumnSumSchema,
   FileListingSchema,
   FileWrittenSchema,
@@ -99,13 +101,16 @@ function components() {
       progress: named('Progress', ProgressSchema),
       result: JobResult.optional(),
       error: named('JobError', JobErrorSchema).optional(),
+      callback: named('CallbackState', CallbackStateSchema, {
+        example: { url: 'https://hooks.example.com/decisum', status: 'delivered', attempts: 2, lastError: 'the receiver answered 503' },
+      }).optional(),
     }),
   );
   return {
     Job,
     JobPage: named('JobPage', JobPageSchema.extend({ jobs: z.array(Job) })),
     ActiveCount: named('ActiveCount', ActiveCountSchema, { example: { active: 3, queued: 1, running: 2 } }),
-    JobSubmission: named('JobSubmission', JobSubmissionSchema),
+    JobSubmission: named('JobSubmission', JobSubmissionSchema.extend({ callback: named('Callback', CallbackRequestSchema).optional() })),
     Problem: named('Problem', ProblemSchema),
     FileListing: named('FileListing', FileListingSchema),
     FileWritten: named('FileWritten', FileWrittenSchema),
@@ -153,13 +158,16 @@ export class ApiDocs {
         title: 'decisum',
         version: '1',
         description:
-          'Sums every 10th column of CSV files in S3 or on local disk. Submit a job, poll it until `status` is final, read `result`. ' +
+          'Sums every 10th column of CSV files in S3 or on local disk. Submit a job, then learn when it is final without polling: ' +
+          'wait on it (`GET /api/v1/jobs/{id}?wait=60`), follow the event stream (`GET /api/v1/events`), or give a `callback` URL, ' +
+          'which decisum POSTs the finished job to with a `Decisum-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` header. ' +
           'Errors are `application/problem+json` with a stable `code`. Job statuses: ' +
           JOB_STATUSES.map((s) => `\`${s}\``).join(', ') +
           '.',
       },
       tags: [
         { name: 'jobs', description: 'Submit, watch and cancel summing jobs' },
+        { name: 'events', description: 'Job changes and counts as they happen (Server-Sent Events)' },
         { name: 'files', description: 'Upload, download and list files in storage, streamed' },
         { name: 'operations', description: 'Health, readiness, metrics and this document' },
       ],

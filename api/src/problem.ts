@@ -1,7 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, type Logger, type Problem } from '@decisum/shared';
-
-const REDIS_DOWN = /Connection is closed|ECONNREFUSED|MaxRetriesPerRequest|Stream isn't writeable|ETIMEDOUT/;
+import { AppError, isRedisUnavailable, type Logger, type Problem } from '@decisum/shared';
 
 /** Any error reaching the client becomes an AppError: ours keep their code, the rest are 500s (or 503s for Redis). */
 export function asAppError(err: unknown): AppError {
@@ -9,7 +7,7 @@ export function asAppError(err: unknown): AppError {
   const e = err as { type?: string; status?: number; message?: string; name?: string };
   if (e?.type === 'entity.parse.failed') { return new AppError('VALIDATION', 'the request body is not valid JSON', { status: 400 }); }
   if (e?.type === 'entity.too.large') { return new AppError('VALIDATION', 'the request body is too large', { status: 413 }); }
-  if (e?.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.test(e?.message ?? '')) {
+  if (isRedisUnavailable(err)) {
     return new AppError('STORE_UNAVAILABLE', 'the job store is unavailable; try again shortly', { status: 503, cause: err });
   }
   return new AppError('INTERNAL', 'internal error', { status: 500, expected: false, cause: err });

@@ -16,12 +16,14 @@ export interface RunningApi {
 
 /** The API on a process's services: listening on config.port (and host, when given) and sweeping the outbox once this resolves. */
 export async function startApi(
-  services: Pick<Services, 'store' | 'broker' | 'storage' | 'redis' | 'registry'>,
+  services: Pick<Services, 'store' | 'broker' | 'storage' | 'redis' | 'registry' | 'feed'>,
   config: Config,
   logger: Logger,
   { host }: { host?: string } = {},
 ): Promise<RunningApi> {
-  const { store, broker, storage, redis, registry } = services;
+  const { store, broker, storage, redis, registry, feed } = services;
+  if (!feed) { throw new Error('the API needs the job event feed: openServices(config, logger, { feed: true })'); }
+  const stopping = new AbortController();
   const app = createApp({
     store,
     broker,
@@ -29,6 +31,10 @@ export async function startApi(
     logger,
     metrics: createMetrics(store, registry),
     ready: { redis: async () => (await redis.ping()) === 'PONG' },
+    feed,
+    callbackHosts: config.callbacks.hosts,
+    heartbeatMs: config.events.heartbeatMs,
+    stopping: stopping.signal,
   });
   const server = host === undefined ? app.listen(config.port) : app.listen(config.port, host);
   await once(server, 'listening');
@@ -41,6 +47,8 @@ export async function startApi(
     server,
     sweeper,
     async stop() {
+      // Waiting requests answer and event streams end now, or the server would wait for them to close.
+      stopping.abort();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await sweeper.stop();
     },

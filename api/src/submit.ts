@@ -1,10 +1,13 @@
 import {
   AppError,
+  NO_CALLBACK_HOSTS,
+  checkCallbackUrl,
   formatLocation,
   isPermanent,
   jobMessage,
   parseLocation,
   type Broker,
+  type CallbackHosts,
   type Job,
   type JobOptions,
   type JobStore,
@@ -20,6 +23,8 @@ export interface SubmitDeps {
   storage: Storage;
   logger: Logger;
   metrics?: Pick<Metrics, 'jobsSubmitted'>;
+  /** Where callbacks may go (CALLBACK_HOSTS); none when absent. */
+  callbackHosts?: CallbackHosts;
 }
 
 export interface Submitted {
@@ -38,15 +43,16 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
   const location = parseLocation(submission.file);
   const file = formatLocation(location);
   const options = jobOptions(submission);
+  const callbackUrl = submission.callback && checkCallbackUrl(submission.callback.url, deps.callbackHosts ?? NO_CALLBACK_HOSTS).href;
   await deps.storage.stat(location).catch((err: unknown) => {
     // Only a definite answer (missing, forbidden, a folder) refuses the job; an unreachable store is the executor's to retry.
     if (isPermanent(err)) { throw err; }
     logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
   });
 
-  const { job, created } = await store.create({ file, options }, idempotencyKey);
+  const { job, created } = await store.create({ file, options, callbackUrl }, idempotencyKey);
   if (!created) {
-    if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options)) {
+    if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options) || job.callback?.url !== callbackUrl) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
     }
     return { job, replayed: true };
@@ -59,7 +65,7 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
     throw err;
   }
   deps.metrics?.jobsSubmitted.inc();
-  log.info({ file, options: job.options }, 'job accepted');
+  log.info({ file, options: job.options, callback: callbackUrl !== undefined }, 'job accepted');
   return { job, replayed: false };
 }
 

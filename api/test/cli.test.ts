@@ -276,8 +276,12 @@ describe('decisum CLI: an API it cannot use', () => {
 describe('decisum CLI: against a scripted API', () => {
   let server: http.Server;
   let url: string;
-  /** What the scripted API answers next for GET /api/v1/jobs/j1: the last one repeats. */
+  /** What the scripted API answers next for GET /api/v1/jobs/j1, or sends next on j1's event stream: the last one repeats. */
   let script: Job[] = [];
+  const nextOfScript = () => (script.length > 1 ? script.shift()! : script[0]);
+  /** The event stream: served (each connection ends after `cutAfter` events, or the final one), or absent as on an API from before it. */
+  let events: { served: boolean; cutAfter?: number } = { served: true };
+  let eventSeq = 0;
   const requests: { method: string; url: string; body: string; headers: http.IncomingHttpHeaders }[] = [];
   /** Twelve jobs, newest first, served in pages by the sequence-number cursor the real API uses. */
   const history = Array.from({ length: 12 }, (_, i) =>
@@ -304,7 +308,22 @@ describe('decisum CLI: against a scripted API', () => {
           const jobs = rest.slice(0, limit);
           return send(200, rest.length > limit ? { jobs, nextCursor: jobs.at(-1)!.id.slice(1) } : { jobs });
         }
-        if (req.method === 'GET' && u.pathname === '/api/v1/jobs/j1') { return send(200, script.length > 1 ? script.shift() : script[0]); }
+        if (req.method === 'GET' && u.pathname === '/api/v1/jobs/j1') { return send(200, nextOfScript()); }
+        if (req.method === 'GET' && u.pathname === '/api/v1/events') {
+          if (!events.served) { return problem(res, 404, 'NOT_FOUND', 'no route GET /api/v1/events'); }
+          if (u.searchParams.get('job') !== 'j1') { return problem(res, 404, 'JOB_NOT_FOUND', 'no such job'); }
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          // One state or progress change every 50 ms, as an executor's reports arrive.
+          let sent = 0;
+          const tick = () => {
+            const next = nextOfScript();
+            res.write(`: keep-alive\n\nid: 1-${eventSeq++}\nevent: job\ndata: ${JSON.stringify(next)}\n\n`);
+            sent += 1;
+            if (['succeeded', 'failed', 'cancelled'].includes(next.status) || sent === events.cutAfter) { res.end(); }
+            else { setTimeout(tick, 50); }
+          };
+          return tick();
+        }
         if (req.method === 'GET' && u.pathname === '/api/v1/jobs/secret') {
           return req.headers.authorization === 'Bearer s3cret' ? send(200, job({ id: 'secret' })) : problem(res, 401, 'UNAUTHORIZED', 'a bearer token is required');
         }
@@ -341,7 +360,9 @@ describe('decisum CLI: against a scripted API', () => {
   afterAll(() => new Promise((r) => server.close(r)));
   beforeEach(() => {
     requests.length = 0;
+    events = { served: true };
   });
+  const asked = () => requests.map((r) => `${r.method} ${r.url}`);
 
   it('submit sends the options and prints the job id; --json prints the job', async () => {
     const run = await decisum(['submit', 's3://b/k.csv', '--step', '5', '--offset', '2', '--delimiter', 'tab', '--no-header', '--idempotency-key', 'k1', '--url', url]);
@@ -404,6 +425,29 @@ describe('decisum CLI: against a scripted API', () => {
         '',
       ].join('\n'),
     );
+    // Followed on the event stream: not one GET of the job.
+    expect(asked()).toEqual(['POST /api/v1/jobs', 'GET /api/v1/events?job=j1']);
+    expect(requests[1].headers.accept).toMatch(/^text\/event-stream/);
+  });
+
+  it('--wait resumes a stream cut short with Last-Event-ID', async () => {
+    events = { served: true, cutAfter: 1 };
+    const first = eventSeq;
+    script = [job({ status: 'running', progress: { bytesRead: 1, bytesTotal: 2, rows: 1 } }), job({ status: 'succeeded', result: { rows: 1, columns: [] } })];
+    const run = await decisum(['submit', 'data.csv', '--wait', '--url', url]);
+    expect(run.code).toBe(0);
+    expect(asked()).toEqual(['POST /api/v1/jobs', 'GET /api/v1/events?job=j1', 'GET /api/v1/events?job=j1']);
+    expect(requests[1].headers['last-event-id']).toBeUndefined();
+    expect(requests[2].headers['last-event-id']).toBe(`1-${first}`);
+  });
+
+  it('--wait against an API without the event stream waits on the job (?wait=) instead of polling', async () => {
+    events = { served: false };
+    script = [job({ status: 'running', progress: { bytesRead: 1, bytesTotal: 2, rows: 1 } }), job({ status: 'succeeded', result: { rows: 1, columns: [] } })];
+    const run = await decisum(['submit', 'data.csv', '--wait', '--url', url]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('job j1 running 50%');
+    expect(asked()).toEqual(['POST /api/v1/jobs', 'GET /api/v1/events?job=j1', 'GET /api/v1/jobs/j1?wait=30', 'GET /api/v1/jobs/j1?wait=30']);
   });
 
   it('--quiet leaves stderr to errors', async () => {
@@ -605,7 +649,8 @@ describe('decisum CLI: end to end against the real API and an executor', () => {
   it('submit then status --wait --json give the job as the API has it; list and cancel see it', async () => {
     stack.writeFile('ints.csv', 'a,b\n1,2\n3,4\n');
     const submitted = await cli('submit', 'file:ints.csv');
-    expect(submitted).toMatchObject({ code: 0 });
+    // stderr in the failure message, should it fail.
+    expect(submitted).toMatchObject({ code: 0, stderr: expect.not.stringContaining('decisum submit:') });
     const id = submitted.stdout.trim();
     const run = await cli('status', id, '--wait', '--json');
     expect(run).toMatchObject({ code: 0 });

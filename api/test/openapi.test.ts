@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Express } from 'express';
 import request, { type Response } from 'supertest';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
-import { createLogger, createRegistry, type JobStore, type Storage } from '@decisum/shared';
+import { createLogger, createRegistry, type JobFeed, type JobStore, type Storage } from '@decisum/shared';
 import { createApp, type App } from '../src/app';
 import { createMetrics } from '../src/metrics';
 import type { OpenApiDocument } from '../src/openapi';
@@ -19,6 +19,7 @@ function inertApp(): App {
     store,
     broker: { publish: () => Promise.resolve(), connected: true },
     storage: {} as Storage,
+    feed: {} as JobFeed,
     logger: createLogger('test', 'silent'),
     metrics: createMetrics(store, createRegistry()),
   });
@@ -135,7 +136,7 @@ describe('real responses validate against the document', () => {
   const api = () => request(stack.url);
 
   beforeAll(async () => {
-    stack = await startStack({ executors: 1 });
+    stack = await startStack({ executors: 1, env: { CALLBACK_HOSTS: 'hooks.example.com', CALLBACK_SECRET: 'openapi-test-secret-16' } });
     stack.writeFile('sample.csv', fs.readFileSync(SAMPLE));
     stack.writeFile('bad.csv', 'id,a,b\n1,2,3\n2,x,4\n');
   });
@@ -160,6 +161,27 @@ describe('real responses validate against the document', () => {
     validator.check('get', '/api/v1/jobs', page);
     validator.check('get', '/api/v1/jobs', await api().get('/api/v1/jobs?status=failed').expect(200));
     validator.check('get', '/api/v1/jobs/active', await api().get('/api/v1/jobs/active').expect(200));
+    validator.check('get', '/api/v1/jobs/{id}', await api().get(`/api/v1/jobs/${jobOf(submitted).id}?wait=5`).expect(200));
+  });
+
+  it('a job with a callback, and its refusal for a host not listed', async () => {
+    // The host never answers here: the job's callback stays pending, which the document describes too.
+    const submitted = await api().post('/api/v1/jobs').send({ file: 'sample.csv', callback: { url: 'https://hooks.example.com/x' } }).expect(202);
+    validator.check('post', '/api/v1/jobs', submitted);
+    expect(jobOf(submitted).callback).toEqual({ url: 'https://hooks.example.com/x', status: 'pending', attempts: 0 });
+    validator.check('get', '/api/v1/jobs/{id}', await api().get(`/api/v1/jobs/${jobOf(submitted).id}?wait=10`).expect(200));
+    const refused = await api().post('/api/v1/jobs').send({ file: 'sample.csv', callback: { url: 'https://evil.example.net/x' } }).expect(400);
+    expect(refused.body).toMatchObject({ code: 'CALLBACK_NOT_ALLOWED' });
+    validator.check('post', '/api/v1/jobs', refused);
+  });
+
+  it('the event stream is documented with its query and header', () => {
+    const op = doc.paths?.['/api/v1/events']?.get as { parameters: { name: string; in: string }[]; responses: Record<string, { content?: Record<string, unknown> }> };
+    expect(op.parameters.map((p) => `${p.in} ${p.name}`).sort()).toEqual(['header Last-Event-ID', 'query job']);
+    expect(Object.keys(op.responses['200'].content ?? {})).toEqual(['text/event-stream']);
+    const get = doc.paths?.['/api/v1/jobs/{id}']?.get as { parameters: { name: string; in: string }[] };
+    expect(get.parameters.map((p) => `${p.in} ${p.name}`)).toContain('query wait');
+    expect(doc.components?.schemas?.JobSubmission).toMatchObject({ properties: { callback: { $ref: '#/components/schemas/Callback' } } });
   });
 
   it('a cancellation, or the 409 for a job that finished first', async () => {
@@ -178,6 +200,8 @@ describe('real responses validate against the document', () => {
       ['post', '/api/v1/jobs', await api().post('/api/v1/jobs').send({ file: 'missing.csv' }).expect(404)],
       ['get', '/api/v1/jobs', await api().get('/api/v1/jobs?limit=0').expect(400)],
       ['get', '/api/v1/jobs/{id}', await api().get('/api/v1/jobs/no-such-job').expect(404)],
+      ['get', '/api/v1/jobs/{id}', await api().get('/api/v1/jobs/no-such-job?wait=61').expect(400)],
+      ['get', '/api/v1/events', await api().get('/api/v1/events?job=no-such-job').expect(404)],
       ['delete', '/api/v1/jobs/{id}', await api().delete('/api/v1/jobs/no-such-job').expect(404)],
       ['get', '/api/v1/files/local/{path}', await api().get('/api/v1/files/local/missing.csv').expect(404)],
     ];

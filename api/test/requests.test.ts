@@ -33,8 +33,8 @@ describe('request logs and the request-duration histogram', () => {
         done();
       },
     });
-    const { store, broker, storage } = stack;
-    app = createApp({ store, broker, storage, logger: createLogger('test', 'info', sink), metrics: createMetrics(store, createRegistry()) });
+    const { store, broker, storage, feed } = stack;
+    app = createApp({ store, broker, storage, feed, logger: createLogger('test', 'info', sink), metrics: createMetrics(store, createRegistry()) });
   });
   afterAll(() => stack?.stop());
 
@@ -63,6 +63,8 @@ describe('request logs and the request-duration histogram', () => {
     await request(app).get('/api/v1/jobs/one').expect(404);
     await request(app).get('/api/v1/jobs/two').expect(404);
     await request(app).get('/no/such/route').expect(404);
+    const { job } = await stack.store.create({ file: 'sample.csv', options: { step: 10, offset: 0 } });
+    await request(app).get(`/api/v1/jobs/${job.id}?wait=0.2`).expect(200);
 
     const { text } = await request(app).get('/metrics').expect(200);
     expect(text).toContain('# TYPE http_request_duration_seconds histogram');
@@ -72,5 +74,7 @@ describe('request logs and the request-duration histogram', () => {
     expect(count('{method="GET",route="/api/v1/jobs/:id",status_code="404"}')).toBe(3);
     expect(count('{method="POST",route="/api/v1/jobs",status_code="202"}')).toBe(1);
     expect(count('{method="GET",route="unmatched",status_code="404"}')).toBe(1);
+    // Held open on purpose: a series of its own, out of the quick answers' quantiles.
+    expect(count('{method="GET",route="/api/v1/jobs/:id?wait",status_code="200"}')).toBe(1);
   });
 });

@@ -217,38 +217,41 @@ describe('the web page at 1280×800, in headless Chromium', () => {
     });
   });
 
-  it('pages through the history past the first 20 jobs', async () => {
+  it('shows jobs submitted elsewhere as they come, and pages through the history past the first 20 jobs', async () => {
     stack.writeFile('tiny.csv', 'a\n1\n');
     const before = await page.locator('#jobs li').count();
+    const ids: string[] = [];
     for (let i = 0; i < 25; i++) {
       const res = await fetch(`${stack.url}/api/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ file: 'tiny.csv' }) });
       expect(res.status).toBe(202);
+      ids.push(((await res.json()) as Job).id);
     }
     const total = before + 25;
-    // The first page polls in (with the job on show, if it is older); the rest wait for the button.
-    await page.waitForFunction(`document.querySelectorAll('#jobs li').length <= 21 && !document.getElementById('jobs-more').hidden`);
-    expect(await page.locator('#jobs li').count()).toBeGreaterThanOrEqual(20);
+    // Another client's jobs arrive on the event stream, and finish there: no reload, no poll.
+    expect(await page.textContent('#jobs-updated')).toBe('live');
+    await page.waitForFunction(`document.querySelectorAll('#jobs li').length === ${total}`);
+    await page.waitForFunction(`${JSON.stringify(ids)}.every((id) => document.querySelector('#jobs li[data-status="succeeded"] button[data-id="' + id + '"]'))`, undefined, { timeout: 30_000 });
+
+    // A fresh page reads the first page of history; the rest wait for the button.
+    await page.reload();
+    await page.waitForFunction(`document.querySelectorAll('#jobs li').length === 20 && !document.getElementById('jobs-more').hidden`);
     await page.click('#jobs-more');
     await page.waitForFunction(`document.querySelectorAll('#jobs li').length === ${total}`);
     expect(await page.locator('#jobs-more').isHidden()).toBe(true);
-    const ids = await page.evaluate<string[]>("[...document.querySelectorAll('#jobs li button')].map((b) => b.dataset.id)");
-    expect(new Set(ids).size).toBe(total);
-    // Still there after the next poll of the first page.
-    await page.waitForFunction(`document.getElementById('jobs-updated').textContent !== ${JSON.stringify(await page.textContent('#jobs-updated'))}`);
-    expect(await page.locator('#jobs li').count()).toBe(total);
+    const shown = await page.evaluate<string[]>("[...document.querySelectorAll('#jobs li button')].map((b) => b.dataset.id)");
+    expect(new Set(shown).size).toBe(total);
     expect(errors).toEqual([]);
   });
 
-  it('sends a bearer token on every kind of call once one is set (fetch and the upload\'s XHR alike)', async () => {
-    // Only the files API: the polls of jobs and counts run on their own timers, across the token's switch.
+  it('sends a bearer token on every kind of call once one is set (fetch, the upload\'s XHR and the event stream alike)', async () => {
     const seen: { method: string; url: string; authorization?: string }[] = [];
     const record = (req: { method(): string; url(): string; headers(): Record<string, string> }) => {
       const url = new URL(req.url()).pathname;
-      if (url.startsWith('/api/v1/files/')) { seen.push({ method: req.method(), url, authorization: req.headers().authorization }); }
+      if (url.startsWith('/api/v1/files/') || url === '/api/v1/events') { seen.push({ method: req.method(), url, authorization: req.headers().authorization }); }
     };
+    page.on('request', record);
     // The same module instance app.js imported: the token prompt to come will call this.
     await page.evaluate("import('/api.js').then((m) => m.setToken('t0ken'))");
-    page.on('request', record);
     try {
       await page.click('#refresh-files');
       await uploadThroughPage(page, write('token.csv', 'a\n1\n'), 'uploads/token.csv');
@@ -256,7 +259,9 @@ describe('the web page at 1280×800, in headless Chromium', () => {
       page.off('request', record);
       await page.evaluate("import('/api.js').then((m) => m.setToken(undefined))");
     }
-    expect(seen.map((r) => `${r.method} ${r.url} ${r.authorization}`)).toEqual([
+    // The stream reconnects with the new token at once (and resumes where it was).
+    expect(seen.filter((r) => r.url === '/api/v1/events').map((r) => r.authorization)).toEqual(['Bearer t0ken']);
+    expect(seen.filter((r) => r.url !== '/api/v1/events').map((r) => `${r.method} ${r.url} ${r.authorization}`)).toEqual([
       'GET /api/v1/files/local/ Bearer t0ken',
       'HEAD /api/v1/files/local/uploads/token.csv Bearer t0ken',
       'PUT /api/v1/files/local/uploads/token.csv Bearer t0ken',
@@ -300,6 +305,33 @@ describe('the web page at 390×844 (a phone)', () => {
   });
 });
 
+describe('the page against a server without the event stream', () => {
+  it('waits on the job it shows (?wait=) and shows the result when it comes, without polling', async () => {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    // As an API from before the stream answers: 404, no such route.
+    await page.route('**/api/v1/events', (route) =>
+      route.fulfill({ status: 404, contentType: 'application/problem+json', body: JSON.stringify({ status: 404, code: 'NOT_FOUND', detail: 'no route' }) }),
+    );
+    const asked: string[] = [];
+    page.on('request', (req) => asked.push(`${req.method()} ${new URL(req.url()).pathname}${new URL(req.url()).search}`));
+    try {
+      await page.goto(stack.url);
+      await page.locator('#jobs-updated', { hasText: 'updates come as jobs finish' }).waitFor();
+      await page.fill('#location', 'uploads/sample.csv');
+      await page.click('#submit');
+      await page.waitForFunction(RESULT_IN_VIEW_AND_FOCUSED, undefined, { timeout: 30_000 });
+      expect(await page.locator('#result td.sum').allTextContents()).toEqual(SAMPLE_SUMS);
+      const id = await page.evaluate<string>("document.querySelector('#jobs li button').dataset.id");
+      const waits = asked.filter((r) => r.startsWith(`GET /api/v1/jobs/${id}`));
+      expect(waits.length).toBeGreaterThanOrEqual(1);
+      expect(waits.every((r) => r.endsWith('?wait=25'))).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('the page\'s progress, with a job moved by hand as an executor would', () => {
   let idle: Stack;
   let page: Page;
@@ -335,9 +367,15 @@ describe('the page\'s progress, with a job moved by hand as an executor would', 
     return outcome.attempt;
   }
 
-  it('shows the percent from the start, then rows/s and the time left, then the result', async () => {
+  it('shows the percent from the start, then rows/s and the time left, then the result, all from the event stream', async () => {
+    const asked: string[] = [];
+    const record = (req: { method(): string; url(): string }) => asked.push(`${req.method()} ${new URL(req.url()).pathname}`);
+    page.on('request', record);
     const id = await submitThroughPage();
+    // The count is live too: this job is the stack's only one.
+    await page.waitForFunction("document.getElementById('count-active').textContent === '1' && document.getElementById('count-queued').textContent === '1'");
     const attempt = await claim(id);
+    await page.waitForFunction("document.getElementById('count-running').textContent === '1'");
     const total = 4_000_000;
     // What the executor records at claim once it knows the size: nothing read yet, the total known.
     await idle.store.heartbeat(id, attempt, { bytesRead: 0, bytesTotal: total, rows: 0 });
@@ -357,6 +395,13 @@ describe('the page\'s progress, with a job moved by hand as an executor would', 
     await idle.store.finish(id, attempt, { result: { rows: 40_000, columns: [{ name: 'a', index: 0, sum: '40000', value: 40000, count: 40_000 }] } }, { bytesRead: total, bytesTotal: total, rows: 40_000 });
     await page.waitForFunction(RESULT_IN_VIEW_AND_FOCUSED);
     expect(await page.locator('#result td.sum').allTextContents()).toEqual(['40000']);
+    await page.waitForFunction("document.getElementById('count-active').textContent === '0'");
+    page.off('request', record);
+    // Not one request for the job or the counts while it ran: the stream told the page everything. (The
+    // page's one read of its history may fall in this window, as it follows the stream's start.)
+    expect(asked.filter((r) => r.startsWith('GET /api/v1/jobs/'))).toEqual([]);
+    expect(asked.filter((r) => r !== 'GET /api/v1/jobs')).toEqual(['POST /api/v1/jobs']);
+    expect(asked.filter((r) => r === 'GET /api/v1/jobs').length).toBeLessThanOrEqual(1);
   });
 
   it('still says something useful while the size is unknown (bytesTotal 0): rows and rows/s, no percent', async () => {

@@ -17,6 +17,7 @@ import pino from 'pino';
 import amqp from 'amqplib';
 import {
   Broker,
+  JobFeed,
   JobStore,
   JobSubmissionSchema,
   createLogger,
@@ -94,6 +95,9 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
   const logger = createLogger('svcbench', 'silent');
   const redis = createRedis(config.redisUrl, logger, { failFast: true });
   const store = new JobStore(redis, jobStoreOptions(config));
+  // The app's ?wait and event stream read from it, as in the API process.
+  const feed = new JobFeed(createRedis(config.redisUrl, logger), prefix, logger);
+  await feed.start();
   const topology = topologyFor(prefix, config.jobs.maxAttempts);
   const broker = new Broker({ urls: config.amqpUrls, topology, logger });
   const { storage, clients } = createStorage(config);
@@ -131,7 +135,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
       return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     };
     const bare = await listen(http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')));
-    const app = await listen(http.createServer(createApp({ store, broker, storage, logger: fileLogger })));
+    const app = await listen(http.createServer(createApp({ store, broker, storage, logger: fileLogger, feed })));
 
     results.push(await step('HTTP GET round trip, bare node:http (client + server in this process)', runs, () => client.request('GET', `${bare}/healthz`)));
     results.push(await step('HTTP GET /healthz round trip, decisum\'s express app', runs, () => client.request('GET', `${app}/healthz`)));
@@ -189,6 +193,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
     for (const s of servers_) { s.closeAllConnections(); s.close(); }
     await probe?.close();
     await broker.close();
+    await feed.close();
     await deleteTopology(config.amqpUrls[0], topology).catch(() => undefined);
     await store.destroy().catch(() => undefined);
     redis.disconnect();

@@ -1,11 +1,13 @@
 import type http from 'node:http';
 import type { Config, Logger, Services } from '@decisum/shared';
+import { CallbackDispatcher, callbackOptions } from './callbacks';
 import { loadFastPath } from './engine';
 import { Executor, executorOptions } from './executor';
 import { createExecutorMetrics, serveMetrics } from './metrics';
 
 export interface RunningExecutor {
   executor: Executor;
+  callbacks: CallbackDispatcher;
   /** Stops taking jobs, lets running ones finish for graceMs, hands the rest back; the services stay open. */
   stop(graceMs: number): Promise<void>;
 }
@@ -32,13 +34,18 @@ export async function startExecutor(
   }
   const { store, broker, storage } = services;
   const executor = new Executor({ store, broker, storage, logger, metrics }, { ...executorOptions(config), workerEntry });
+  // Callbacks of jobs finished anywhere (here, by another executor that died since, or cancelled through the API).
+  const callbacks = new CallbackDispatcher({ store, logger }, callbackOptions(config));
   await executor.start();
+  callbacks.start();
   logger.info({ concurrency: config.executor.concurrency, threads: config.executor.threads, prefix: config.prefix }, 'executor ready');
   return {
     executor,
+    callbacks,
     async stop(graceMs) {
       stopping = true;
       await executor.stop(graceMs);
+      await callbacks.stop();
       metricsServer?.close();
     },
   };

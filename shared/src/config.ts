@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseLocation } from './location';
+import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
 import { DEFAULT_READ_POLICY } from './storage/backoff';
 
 const bool = z
@@ -22,10 +24,34 @@ const urls = (protocols: string[]) =>
     .transform((v) => v.split(',').map((u) => u.trim()))
     .refine((list) => list.every((u) => isUrl(u, protocols)), `must be ${protocols.join(' or ')}// URLs separated by commas`);
 
+/** `host:port` (IPv6 as `[addr]:port`; the port defaults to Sentinel's 26379), comma-separated. */
+const hostPorts = z.string().transform((value, ctx) => {
+  const list: HostPort[] = [];
+  for (const item of value.split(',').map((v) => v.trim()).filter((v) => v !== '')) {
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(item);
+    const port = Number(m?.[3] ?? 26379);
+    if (!m || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not host:port` });
+      return z.NEVER;
+    }
+    list.push({ host: m[1] ?? m[2], port });
+  }
+  if (list.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must list at least one host:port' });
+    return z.NEVER;
+  }
+  return list;
+});
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   AMQP_URL: urls(['amqp:', 'amqps:']).default(['amqp://guest:guest@127.0.0.1:5672']),
+  REDIS_SENTINELS: hostPorts.optional(),
+  REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be letters, digits, . _ -').optional(),
+  REDIS_WAIT_REPLICAS: int(0, 16).optional(),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 60_000).default(2000),
+  RESULTS_LOCATION: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_REGION: z.string().min(1).optional(),
@@ -53,12 +79,47 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
   RETRY_BACKOFF_MS: int(0).default(1000),
   EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
+  CALLBACK_HOSTS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseCallbackHosts(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  CALLBACK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  CALLBACK_BACKOFF_MS: int(1).default(1000),
+  CALLBACK_RETRY_FOR_SECONDS: int(0).default(24 * 3600),
+  CALLBACK_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  EVENT_HISTORY: int(100, 10_000_000).default(10_000),
+  SSE_HEARTBEAT_MS: int(100).default(15_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Where finished jobs are archived: a local folder (absolute) or an S3 bucket and key prefix (`''` or ending in `/`). */
+export type ResultsLocation = { kind: 'local'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
+
 export interface Config {
   port: number;
+  /** In Sentinel mode its host and port are not used; its password, database and TLS are. */
   redisUrl: string;
+  /** Sentinel mode: every Redis client asks these sentinels for the master of `name` and follows it through failover. */
+  redisSentinel?: { name: string; sentinels: HostPort[] };
+  /**
+   * Replicas that must confirm a job state change (Redis WAIT) before it is acted on; 0 for a lone Redis.
+   * A change that is not confirmed within timeoutMs is reported as STORE_UNAVAILABLE.
+   */
+  redisWait: { replicas: number; timeoutMs: number };
+  /** The results archive (RESULTS_LOCATION). */
+  results: ResultsLocation;
   /** RabbitMQ nodes, tried in turn. */
   amqpUrls: string[];
   /** Absolute. */
@@ -89,6 +150,24 @@ export interface Config {
     publishGraceMs: number;
   };
   reads: { retries: number; idleTimeoutMs: number; backoffMs: number };
+  callbacks: {
+    /** Nothing is allowed when CALLBACK_HOSTS is unset. */
+    hosts: CallbackHosts;
+    /** Signs every delivery; set whenever hosts are. */
+    secret?: string;
+    /** The first delay before a failed delivery is tried again; it doubles per attempt. */
+    backoffMs: number;
+    /** Deliveries are retried for this long after the job finished, then given up. */
+    retryForMs: number;
+    /** One attempt's limit: connect, send, and the receiver's answer. */
+    timeoutMs: number;
+  };
+  events: {
+    /** State changes kept in the events stream, for clients that resume with Last-Event-ID. */
+    history: number;
+    /** How often an idle event stream gets a comment, so proxies keep it open. */
+    heartbeatMs: number;
+  };
   shutdownGraceMs: number;
   logLevel: string;
 }
@@ -109,11 +188,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.AWS_ACCESS_KEY_ID === undefined) !== (e.AWS_SECRET_ACCESS_KEY === undefined)) {
     throw new ConfigError('invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together');
   }
+  if ((e.REDIS_SENTINELS === undefined) !== (e.REDIS_SENTINEL_NAME === undefined)) {
+    throw new ConfigError('invalid configuration: REDIS_SENTINELS and REDIS_SENTINEL_NAME must be set together');
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
+  if (e.CALLBACK_HOSTS !== undefined && e.CALLBACK_SECRET === undefined) {
+    throw new ConfigError('invalid configuration: CALLBACK_SECRET must be set when CALLBACK_HOSTS is (every callback is signed with it)');
+  }
   return {
     port: e.PORT,
     redisUrl: e.REDIS_URL,
+    redisSentinel:
+      e.REDIS_SENTINELS !== undefined && e.REDIS_SENTINEL_NAME !== undefined
+        ? { name: e.REDIS_SENTINEL_NAME, sentinels: e.REDIS_SENTINELS }
+        : undefined,
+    // With Sentinel a change only the master holds can vanish in a failover: wait for the replica by default.
+    redisWait: { replicas: e.REDIS_WAIT_REPLICAS ?? (e.REDIS_SENTINELS ? 1 : 0), timeoutMs: e.REDIS_WAIT_TIMEOUT_MS },
+    results: resultsLocation(e.RESULTS_LOCATION, dataDir),
     amqpUrls: e.AMQP_URL,
-    dataDir: path.resolve(e.DATA_DIR),
+    dataDir,
     s3: {
       endpoint: e.S3_ENDPOINT,
       region: e.S3_REGION ?? e.AWS_REGION,
@@ -140,7 +233,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       publishGraceMs: e.PUBLISH_GRACE_MS,
     },
     reads: { retries: e.READ_RETRIES, idleTimeoutMs: e.READ_IDLE_TIMEOUT_MS, backoffMs: e.READ_BACKOFF_MS },
+    callbacks: {
+      hosts: e.CALLBACK_HOSTS ?? NO_CALLBACK_HOSTS,
+      secret: e.CALLBACK_SECRET,
+      backoffMs: e.CALLBACK_BACKOFF_MS,
+      retryForMs: e.CALLBACK_RETRY_FOR_SECONDS * 1000,
+      timeoutMs: e.CALLBACK_TIMEOUT_MS,
+    },
+    events: { history: e.EVENT_HISTORY, heartbeatMs: e.SSE_HEARTBEAT_MS },
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** RESULTS_LOCATION: s3://bucket/prefix/, or a folder (relative to DATA_DIR); `.decisum/results` under DATA_DIR by default. */
+function resultsLocation(value: string | undefined, dataDir: string): ResultsLocation {
+  if (value === undefined) { return { kind: 'local', dir: path.join(dataDir, '.decisum', 'results') }; }
+  if (!value.startsWith('s3://')) { return { kind: 'local', dir: path.resolve(dataDir, value) }; }
+  let loc;
+  try {
+    loc = parseLocation(value);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: RESULTS_LOCATION ${(err as Error).message}`);
+  }
+  if (loc.kind !== 's3') { throw new ConfigError('invalid configuration: RESULTS_LOCATION must be s3://bucket/prefix/ or a folder'); }
+  const segments = loc.key.split('/').filter((p) => p !== '');
+  if (segments.some((p) => p === '.' || p === '..')) {
+    throw new ConfigError('invalid configuration: RESULTS_LOCATION must not have . or .. segments');
+  }
+  return { kind: 's3', bucket: loc.bucket, prefix: segments.length ? `${segments.join('/')}/` : '' };
 }

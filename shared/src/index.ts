@@ -14,3 +14,7 @@ export * from './metrics';
 export * from './responses';
 export * from './retry';
 export * from './services';
+export * from './epoch';
+export * from './archive';
+export * from './callbacks';
+export * from './feed';

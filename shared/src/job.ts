@@ -14,6 +14,12 @@ export const JobOptionsSchema = z.object({
 });
 export type JobOptions = z.infer<typeof JobOptionsSchema>;
 
+export const CallbackRequestSchema = z
+  .object({
+    url: z.string().min(1).max(2048).describe('http(s) URL decisum POSTs the finished job to; its host must be in CALLBACK_HOSTS'),
+  })
+  .strict();
+
 export const JobSubmissionSchema = z
   .object({
     file: z
@@ -33,6 +39,7 @@ export const JobSubmissionSchema = z
       .optional()
       .transform((h) => (h === 'auto' ? undefined : h))
       .describe('whether the first row is a header; "auto" or absent means true'),
+    callback: CallbackRequestSchema.optional().describe('a webhook called once the job is final, signed with Decisum-Signature'),
   })
   .strict();
 export type JobSubmission = z.infer<typeof JobSubmissionSchema>;
@@ -67,6 +74,16 @@ export const ProgressSchema = z.object({
 });
 export type Progress = z.infer<typeof ProgressSchema>;
 
+export const CALLBACK_STATUSES = ['pending', 'delivered', 'failed'] as const;
+
+export const CallbackStateSchema = z.object({
+  url: z.string(),
+  status: z.enum(CALLBACK_STATUSES).describe('pending until the job is final and a delivery is accepted (2xx); failed once given up'),
+  attempts: z.number().int().describe('deliveries tried so far'),
+  lastError: z.string().optional().describe('why the last attempt failed'),
+});
+export type CallbackState = z.infer<typeof CallbackStateSchema>;
+
 export const JobSchema = z.object({
   id: z.string(),
   status: z.enum(JOB_STATUSES),
@@ -79,6 +96,7 @@ export const JobSchema = z.object({
   progress: ProgressSchema,
   result: JobResultSchema.optional(),
   error: JobErrorSchema.optional(),
+  callback: CallbackStateSchema.optional(),
 });
 export type Job = z.infer<typeof JobSchema>;
 

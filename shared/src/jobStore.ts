@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
-import { JobSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
+import { JobSchema, ProgressSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
 import { FINAL_STATUSES, type JobStatus } from './status';
 
 /**
@@ -13,15 +13,32 @@ import { FINAL_STATUSES, type JobStatus } from './status';
  *   running    zset id → lease expiry ms: only live leases count as running
  *   outbox     zset id → created ms: recorded but not yet confirmed by the broker
  *   idem:{key} id of the job an Idempotency-Key created
- * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one.
+ *   fence      a counter bumped after each state change when replicas must confirm it (see run)
+ *   events     stream, capped: the job's hash after every state change (or `gone` when a record is taken back)
+ *   progress   stream, short: `{id, owner, progress}` each time a running job's progress changes
+ *   callbacks  zset id → due ms: final jobs whose callback is still to be delivered (or a delivery's lease)
+ * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one;
+ * the script also appends the change to the events stream, so an event is never lost nor ahead of its change.
  */
 
 /** Lua: whether the local `status` is final; built from FINAL_STATUSES so the scripts and isFinal agree. */
 const LUA_FINAL = FINAL_STATUSES.map((s) => `status == '${s}'`).join(' or ');
 
+/** Lua: appends the job's hash (KEYS[1]) to the events stream KEYS[stream], capped near ARGV[cap]. */
+const emit = (stream: number, cap: number) =>
+  `redis.call('XADD', KEYS[${stream}], 'MAXLEN', '~', ARGV[${cap}], '*', unpack(redis.call('HGETALL', KEYS[1])))`;
+
+/** Lua: a final job with a callback is due for delivery now (ARGV[now], ms), in the same script that made it final; `due` says so. */
+const dueCallback = (callbacks: number, now: number) =>
+  `local due = redis.call('HEXISTS', KEYS[1], 'callbackUrl') == 1
+      if due then redis.call('ZADD', KEYS[${callbacks}], ARGV[${now}], ARGV[1]) end`;
+
+/** Progress events are for watching live, not for resuming: a short stream is enough. */
+const PROGRESS_HISTORY = 1000;
+
 const SCRIPTS = {
   create: {
-    keys: 6, // job, jobs, queued, outbox, seq, idem
+    keys: 7, // job, jobs, queued, outbox, seq, idem, events
     lua: `
       if ARGV[7] == '1' then
         local existing = redis.call('GET', KEYS[6])
@@ -30,27 +47,33 @@ const SCRIPTS = {
       local seq = redis.call('INCR', KEYS[5])
       redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
         'createdAt', ARGV[4], 'attempts', 0, 'seq', seq)
+      if ARGV[8] ~= '' then
+        redis.call('HSET', KEYS[1], 'callbackUrl', ARGV[8], 'callbackStatus', 'pending', 'callbackAttempts', 0)
+      end
       redis.call('ZADD', KEYS[2], seq, ARGV[1])
       redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
       redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
       if ARGV[7] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
+      ${emit(7, 9)}
       return {1, ARGV[1]}`,
   },
   discard: {
-    keys: 5, // job, jobs, queued, outbox, idem
+    keys: 6, // job, jobs, queued, outbox, idem, events
     lua: `
       if redis.call('HGET', KEYS[1], 'status') ~= 'queued' or redis.call('HGET', KEYS[1], 'attempts') ~= '0' then
         return 0
       end
+      local owner = redis.call('HGET', KEYS[1], 'owner') or ''
       redis.call('DEL', KEYS[1])
       redis.call('ZREM', KEYS[2], ARGV[1])
       redis.call('ZREM', KEYS[3], ARGV[1])
       redis.call('ZREM', KEYS[4], ARGV[1])
       if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+      redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[1], 'gone', '1', 'owner', owner)
       return 1`,
   },
   claim: {
-    keys: 3, // job, queued, running
+    keys: 4, // job, queued, running, events
     lua: `
       local status = redis.call('HGET', KEYS[1], 'status')
       if not status then return {'missing', 0} end
@@ -63,19 +86,24 @@ const SCRIPTS = {
       redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3])
       redis.call('ZREM', KEYS[2], ARGV[1])
       redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+      ${emit(4, 5)}
       return {'claimed', attempt}`,
   },
   heartbeat: {
-    keys: 2, // job, running
+    keys: 3, // job, running, progress
     lua: `
       local status = redis.call('HGET', KEYS[1], 'status')
       if status ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return status or 'missing' end
       redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-      if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[4]) end
+      if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'progress') ~= ARGV[4] then
+        redis.call('HSET', KEYS[1], 'progress', ARGV[4])
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ${PROGRESS_HISTORY}, '*',
+          'id', ARGV[1], 'owner', redis.call('HGET', KEYS[1], 'owner') or '', 'progress', ARGV[4])
+      end
       return 'ok'`,
   },
   finish: {
-    keys: 3, // job, running, queued
+    keys: 5, // job, running, queued, events, callbacks
     lua: `
       if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
         return 0
@@ -85,10 +113,13 @@ const SCRIPTS = {
       redis.call('ZREM', KEYS[2], ARGV[1])
       redis.call('ZREM', KEYS[3], ARGV[1])
       redis.call('EXPIRE', KEYS[1], ARGV[7])
+      ${dueCallback(5, 9)}
+      ${emit(4, 10)}
+      if due then return 2 end
       return 1`,
   },
   release: {
-    keys: 3, // job, running, queued
+    keys: 4, // job, running, queued, events
     lua: `
       if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
         return 0
@@ -97,10 +128,11 @@ const SCRIPTS = {
       if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lastError', ARGV[4]) end
       redis.call('ZREM', KEYS[2], ARGV[1])
       redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+      ${emit(4, 5)}
       return 1`,
   },
   end: {
-    keys: 4, // job, running, queued, outbox
+    keys: 6, // job, running, queued, outbox, events, callbacks
     lua: `
       local status = redis.call('HGET', KEYS[1], 'status')
       if not status then return 'missing' end
@@ -113,7 +145,40 @@ const SCRIPTS = {
       redis.call('ZREM', KEYS[3], ARGV[1])
       redis.call('ZREM', KEYS[4], ARGV[1])
       redis.call('EXPIRE', KEYS[1], ARGV[5])
+      ${dueCallback(6, 6)}
+      ${emit(5, 7)}
       return 'ended'`,
+  },
+  claimCallbacks: {
+    keys: 1, // callbacks; the jobs' keys are ARGV[4] .. id
+    lua: `
+      local claimed = {}
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+        if redis.call('HGET', ARGV[4] .. id, 'callbackStatus') == 'pending' then
+          redis.call('ZADD', KEYS[1], ARGV[2], id)
+          table.insert(claimed, id)
+        else
+          redis.call('ZREM', KEYS[1], id)
+        end
+      end
+      return claimed`,
+  },
+  callbackAttempted: {
+    keys: 2, // job, callbacks
+    lua: `
+      if redis.call('EXISTS', KEYS[1]) == 0 then
+        redis.call('ZREM', KEYS[2], ARGV[1])
+        return 0
+      end
+      local attempts = redis.call('HINCRBY', KEYS[1], 'callbackAttempts', 1)
+      if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'callbackError', ARGV[4]) end
+      if ARGV[2] == 'retry' then
+        redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+      else
+        redis.call('ZREM', KEYS[2], ARGV[1])
+        redis.call('HSET', KEYS[1], 'callbackStatus', ARGV[2])
+      end
+      return attempts`,
   },
 } as const;
 
@@ -128,6 +193,8 @@ export type ClaimOutcome =
 export interface NewJob {
   file: string;
   options: Job['options'];
+  /** The webhook to call once the job is final. */
+  callbackUrl?: string;
 }
 
 /** What a lease renewal writes: the lease is extended, the progress recorded. */
@@ -144,22 +211,89 @@ export interface JobStoreOptions {
   prefix: string;
   ttlSeconds: number;
   leaseMs: number;
+  /** Replicas that must hold every state change (and every state a script saw) before it returns; none when absent. */
+  wait?: { replicas: number; timeoutMs: number };
+  /** State changes kept in the events stream (about; Redis trims whole blocks). */
+  eventHistory?: number;
   now?: () => number;
 }
 
-export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs'>): JobStoreOptions {
-  return { prefix: config.prefix, ttlSeconds: config.jobs.ttlSeconds, leaseMs: config.jobs.leaseMs };
+export function jobStoreOptions(config: Pick<Config, 'prefix' | 'jobs' | 'redisWait' | 'events'>): JobStoreOptions {
+  return {
+    prefix: config.prefix,
+    ttlSeconds: config.jobs.ttlSeconds,
+    leaseMs: config.jobs.leaseMs,
+    wait: config.redisWait,
+    eventHistory: config.events.history,
+  };
 }
+
+/** A change seen in the streams. `id` is the stream entry's id; `owner` is the job's, for who may see it. */
+export type JobEvent =
+  | { type: 'job'; id: string; jobId: string; owner?: string; job: Job }
+  /** A record taken back before anyone could have been told it was accepted (the broker refused it). */
+  | { type: 'gone'; id: string; jobId: string; owner?: string }
+  | { type: 'progress'; id: string; jobId: string; owner?: string; progress: Progress };
+
+export type StreamName = 'events' | 'progress';
+
+/** The Redis keys of the two streams under a prefix. */
+export function streamKeys(prefix: string): Record<StreamName, string> {
+  return { events: `${prefix}:events`, progress: `${prefix}:progress` };
+}
+
+/** Stream ids are `ms-seq`: compared as numbers, part by part. */
+export function compareEventIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am - bm || (as ?? 0) - (bs ?? 0);
+}
+
+export const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
+
+/** One stream entry back as an event; undefined (and nothing thrown) for an entry that does not decode. */
+export function decodeEvent(stream: StreamName, id: string, fields: string[]): JobEvent | undefined {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) { h[fields[i]] = fields[i + 1]; }
+  const owner = h.owner || undefined;
+  if (!h.id) { return undefined; }
+  if (stream === 'progress') {
+    const progress = ProgressSchema.safeParse(parseJsonSafe(h.progress));
+    return progress.success ? { type: 'progress', id, jobId: h.id, owner, progress: progress.data } : undefined;
+  }
+  if (h.gone) { return { type: 'gone', id, jobId: h.id, owner }; }
+  try {
+    const job = toJob(h);
+    return job && { type: 'job', id, jobId: job.id, owner, job };
+  } catch {
+    return undefined;
+  }
+}
+
+function parseJsonSafe(raw: string | undefined): unknown {
+  try {
+    return parseJson(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a callback delivery came to: accepted, to be tried again at a time, or given up. */
+export type CallbackAttempt = { outcome: 'delivered'; error?: string } | { outcome: 'retry'; at: number; error: string } | { outcome: 'failed'; error: string };
 
 function parseJson(raw: string | undefined): unknown {
   return raw === undefined || raw === '' ? undefined : JSON.parse(raw);
 }
 
 const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
+const DEFAULT_EVENT_HISTORY = 10_000;
 
 export class JobStore {
   private readonly prefix: string;
   private readonly now: () => number;
+  private readonly streams: Record<StreamName, string>;
+  private readonly history: number;
+  private callbackDue?: () => void;
 
   constructor(
     private readonly redis: Redis,
@@ -167,6 +301,8 @@ export class JobStore {
   ) {
     this.prefix = options.prefix;
     this.now = options.now ?? Date.now;
+    this.streams = streamKeys(options.prefix);
+    this.history = options.eventHistory ?? DEFAULT_EVENT_HISTORY;
   }
 
   private key(...parts: string[]): string {
@@ -180,7 +316,38 @@ export class JobStore {
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
-    return this.redis.eval(script.lua, keys.length, ...keys, ...args.map(String));
+    const [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...keys, ...args.map(String)), name);
+    if (err) { throw err; }
+    return reply;
+  }
+
+  /**
+   * Runs a pipeline of state-change scripts and returns their replies. With replicas to wait for, it
+   * ends with a write to the fence key and WAIT: the fence comes after the scripts' own writes and
+   * after every write they read, so once a replica holds the fence, a failover to that replica cannot
+   * undo what the caller is told, even when a script changed nothing (a retry, or a state another
+   * process set). An unconfirmed change may still be on the master alone: STORE_UNAVAILABLE, and
+   * callers retry as for a lost connection.
+   */
+  private async confirmed(pipeline: ChainableCommander, what: string): Promise<[Error | null, unknown][]> {
+    const scripts = pipeline.length;
+    const wait = this.options.wait;
+    const waiting = wait !== undefined && wait.replicas > 0;
+    if (waiting) { pipeline.incr(this.key('fence')).wait(wait.replicas, wait.timeoutMs); }
+    const replies = await pipeline.exec();
+    if (!replies) { throw new AppError('STORE_UNAVAILABLE', `job store ${what} was not run`, { status: 503 }); }
+    if (!waiting) { return replies; }
+    const failed = replies.slice(scripts).find(([err]) => err)?.[0];
+    if (failed) { throw failed; }
+    const acked = Number(replies[scripts + 1][1]);
+    if (acked < wait.replicas) {
+      throw new AppError(
+        'STORE_UNAVAILABLE',
+        `the job store could not confirm the change on ${wait.replicas} replica(s) within ${wait.timeoutMs} ms (${acked} did)`,
+        { status: 503 },
+      );
+    }
+    return replies.slice(0, scripts);
   }
 
   /** Records a job; with an idempotency key that already made a job, returns that job instead. */
@@ -196,6 +363,7 @@ export class JobStore {
         this.key('outbox'),
         this.key('seq'),
         this.key('idem', idempotencyKey ?? '-'),
+        this.streams.events,
       ],
       [
         id,
@@ -205,6 +373,8 @@ export class JobStore {
         now,
         this.options.ttlSeconds,
         idempotencyKey === undefined ? '0' : '1',
+        job.callbackUrl ?? '',
+        this.history,
       ],
     )) as [number, string];
     const stored = await this.get(jobId);
@@ -216,8 +386,8 @@ export class JobStore {
   async discard(id: string, idempotencyKey?: string): Promise<boolean> {
     const n = await this.run(
       'discard',
-      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.key('idem', idempotencyKey ?? '-')],
-      [id],
+      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.key('idem', idempotencyKey ?? '-'), this.streams.events],
+      [id, this.history],
     );
     return n === 1;
   }
@@ -240,8 +410,8 @@ export class JobStore {
     const now = this.now();
     const [kind, n] = (await this.run(
       'claim',
-      [this.jobKey(id), this.key('queued'), this.key('running')],
-      [id, now + this.options.leaseMs, new Date(now).toISOString(), now],
+      [this.jobKey(id), this.key('queued'), this.key('running'), this.streams.events],
+      [id, now + this.options.leaseMs, new Date(now).toISOString(), now, this.history],
     )) as [string, number];
     switch (kind) {
       case 'claimed':
@@ -266,10 +436,10 @@ export class JobStore {
     const until = this.now() + this.options.leaseMs;
     const pipeline = this.redis.pipeline();
     for (const { id, attempt, progress } of renewals) {
-      const keys = [this.jobKey(id), this.key('running')];
+      const keys = [this.jobKey(id), this.key('running'), this.streams.progress];
       pipeline.eval(SCRIPTS.heartbeat.lua, keys.length, ...keys, id, attempt, until, progress ? JSON.stringify(progress) : '');
     }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await this.confirmed(pipeline, 'lease renewal');
     return replies.map(([err, state]) => {
       if (err) { throw err; }
       return state as RenewalState;
@@ -287,29 +457,38 @@ export class JobStore {
       'result' in outcome
         ? ['succeeded', 'result', JSON.stringify(outcome.result)]
         : ['failed', 'error', JSON.stringify(outcome.error)];
+    const now = this.now();
     const r = await this.run(
       'finish',
-      [this.jobKey(id), this.key('running'), this.key('queued')],
+      [this.jobKey(id), this.key('running'), this.key('queued'), this.streams.events, this.key('callbacks')],
       [
         id,
         attempt,
         status,
         field,
         payload,
-        new Date(this.now()).toISOString(),
+        new Date(now).toISOString(),
         this.options.ttlSeconds,
         progress ? JSON.stringify(progress) : '',
+        now,
+        this.history,
       ],
     );
-    return r === 1;
+    if (r === 2) { this.callbackDue?.(); }
+    return r === 1 || r === 2;
+  }
+
+  /** Called when a result this process wrote made a callback due, so it can be delivered at once. */
+  onCallbackDue(listener: () => void): void {
+    this.callbackDue = listener;
   }
 
   /** Hands a running job back to the queue (shutdown, transient failure). */
   async release(id: string, attempt: number, lastError?: ErrorBody): Promise<boolean> {
     const r = await this.run(
       'release',
-      [this.jobKey(id), this.key('running'), this.key('queued')],
-      [id, attempt, this.now(), lastError ? JSON.stringify(lastError) : ''],
+      [this.jobKey(id), this.key('running'), this.key('queued'), this.streams.events],
+      [id, attempt, this.now(), lastError ? JSON.stringify(lastError) : '', this.history],
     );
     return r === 1;
   }
@@ -320,16 +499,11 @@ export class JobStore {
     status: 'failed' | 'cancelled',
     error: ErrorBody | undefined,
   ): Promise<'ended' | JobStatus | 'missing'> {
+    const now = this.now();
     const r = await this.run(
       'end',
-      [this.jobKey(id), this.key('running'), this.key('queued'), this.key('outbox')],
-      [
-        id,
-        status,
-        error ? JSON.stringify(error) : '',
-        new Date(this.now()).toISOString(),
-        this.options.ttlSeconds,
-      ],
+      [this.jobKey(id), this.key('running'), this.key('queued'), this.key('outbox'), this.streams.events, this.key('callbacks')],
+      [id, status, error ? JSON.stringify(error) : '', new Date(now).toISOString(), this.options.ttlSeconds, now, this.history],
     );
     return r as 'ended' | JobStatus | 'missing';
   }
@@ -355,6 +529,51 @@ export class JobStore {
   /** Running jobs whose lease lapsed: their executor died or stalled, and no executor has claimed them again yet. */
   async expiredLeases(): Promise<number> {
     return this.redis.zcount(this.key('running'), '-inf', this.now());
+  }
+
+  /** Claims up to `limit` callbacks that are due; each is leased until `leaseUntil` (ms), when it is due again unless attempted. */
+  async claimCallbacks(limit: number, leaseUntil: number): Promise<string[]> {
+    return (await this.run('claimCallbacks', [this.key('callbacks')], [this.now(), leaseUntil, limit, this.key('job', '')])) as string[];
+  }
+
+  /** Records one delivery attempt; the callback is due again at `at` for a retry. The attempts so far, 0 when the job is gone. */
+  async callbackAttempted(id: string, attempt: CallbackAttempt): Promise<number> {
+    const at = attempt.outcome === 'retry' ? attempt.at : 0;
+    return (await this.run('callbackAttempted', [this.jobKey(id), this.key('callbacks')], [id, attempt.outcome, at, attempt.error ?? ''])) as number;
+  }
+
+  /** When the next callback is due (ms), or undefined when none waits. */
+  async nextCallbackDue(): Promise<number | undefined> {
+    const [, score] = await this.redis.zrange(this.key('callbacks'), 0, 0, 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
+  }
+
+  /** The newest event's id ('0-0' before the first), and the job as of that event, read together. */
+  async snapshot(jobId?: string): Promise<{ tip: string; job?: Job }> {
+    const multi = this.redis.multi().xrevrange(this.streams.events, '+', '-', 'COUNT', 1);
+    if (jobId !== undefined) { multi.hgetall(this.jobKey(jobId)); }
+    const replies = (await multi.exec()) ?? [];
+    const [[err, last], [, hash] = [null, {}]] = replies as [[Error | null, [string, string[]][]], [Error | null, Record<string, string>]?];
+    if (err) { throw err; }
+    return { tip: last[0]?.[0] ?? '0-0', job: toJob(hash) };
+  }
+
+  /** State changes after `afterId`, oldest first; `complete` is false when the history no longer reaches back that far. */
+  async eventsAfter(afterId: string, count: number): Promise<{ events: JobEvent[]; complete: boolean }> {
+    const [[infoErr, info], [err, entries]] = (await this.redis
+      .multi()
+      .xinfo('STREAM', this.streams.events)
+      .xrange(this.streams.events, `(${afterId}`, '+', 'COUNT', count)
+      .exec()) as [[Error | null, unknown[]], [Error | null, [string, string[]][]]];
+    if (err) { throw err; }
+    const events = entries.map(([id, fields]) => decodeEvent('events', id, fields)).filter((e) => e !== undefined);
+    // No stream yet: nothing was ever added, so nothing was missed.
+    if (infoErr) { return { events, complete: true }; }
+    const field = (name: string) => info[info.indexOf(name) + 1];
+    const first = field('first-entry') as [string, string[]] | null;
+    // Nothing trimmed ever (entries-added, Redis 7), or the oldest entry kept is at or before afterId.
+    const untrimmed = Number(field('entries-added')) === Number(field('length'));
+    return { events, complete: untrimmed || (first !== null && compareEventIds(first[0], afterId) <= 0) };
   }
 
   /** Newest first. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
@@ -407,6 +626,14 @@ function toJob(h: Record<string, string>): Job | undefined {
   };
   for (const field of ['startedAt', 'finishedAt'] as const) { if (h[field]) { record[field] = h[field]; } }
   for (const field of ['result', 'error'] as const) { if (h[field]) { record[field] = parseJson(h[field]); } }
+  if (h.callbackUrl) {
+    record.callback = {
+      url: h.callbackUrl,
+      status: h.callbackStatus,
+      attempts: Number(h.callbackAttempts ?? 0),
+      ...(h.callbackError ? { lastError: h.callbackError } : {}),
+    };
+  }
   const parsed = JobSchema.safeParse(record);
   if (!parsed.success) {
     throw new AppError('INTERNAL', `job ${h.id}: the stored record does not fit the job schema (${parsed.error.issues.map((i) => i.path.join('.')).join(', ')})`, {

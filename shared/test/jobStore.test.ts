@@ -95,4 +95,90 @@ describe('JobStore against the real Redis', () => {
     // The key is free again: a retry after the 503 makes a new job.
     expect((await store.create({ file: 'b.csv', options }, 'k')).created).toBe(true);
   });
+
+  it('appends every state change to the events stream in the script that makes it, and progress to its own stream', async () => {
+    const { job } = await store.create({ file: 'a.csv', options });
+    const first = await store.snapshot(job.id);
+    expect(first.job).toMatchObject({ id: job.id, status: 'queued' });
+    await store.claim(job.id);
+    await store.heartbeat(job.id, 1, { bytesRead: 10, bytesTotal: 100, rows: 1 });
+    // Unchanged progress is no event: a lease renewal alone writes nothing to the stream.
+    await store.heartbeat(job.id, 1, { bytesRead: 10, bytesTotal: 100, rows: 1 });
+    await store.release(job.id, 1, { code: 'STORAGE_UNAVAILABLE', message: 'S3 did not answer' });
+    await store.claim(job.id);
+    await store.finish(job.id, 2, { result });
+    // A stale attempt's write is refused, and so is its event.
+    expect(await store.finish(job.id, 1, { result })).toBe(false);
+
+    const { events, complete } = await store.eventsAfter('0-0', 100);
+    expect(complete).toBe(true);
+    expect(events.map((e) => (e.type === 'job' ? `${e.job.status}/${e.job.attempts}` : e.type))).toEqual([
+      'queued/0',
+      'running/1',
+      'queued/1',
+      'running/2',
+      'succeeded/2',
+    ]);
+    const last = events.at(-1)!;
+    expect(last.type === 'job' && last.job).toEqual(await store.get(job.id));
+    expect(first.tip).toBe(events[0].id);
+    // Resuming after an event gives the ones after it.
+    expect((await store.eventsAfter(events[2].id, 100)).events.map((e) => e.id)).toEqual(events.slice(3).map((e) => e.id));
+
+    const prefix = (store as unknown as { prefix: string }).prefix;
+    const progress = await redis.xrange(`${prefix}:progress`, '-', '+');
+    expect(progress.map(([, fields]) => fields)).toEqual([['id', job.id, 'owner', '', 'progress', JSON.stringify({ bytesRead: 10, bytesTotal: 100, rows: 1 })]]);
+  });
+
+  it('says a record taken back is gone, and when the history no longer reaches back far enough', async () => {
+    const { job } = await store.create({ file: 'a.csv', options });
+    await store.discard(job.id);
+    const { events } = await store.eventsAfter('0-0', 10);
+    expect(events.map((e) => [e.type, e.jobId])).toEqual([
+      ['job', job.id],
+      ['gone', job.id],
+    ]);
+
+    // A history of one keeps one block of entries (Redis trims whole blocks of 100): 250 events trim some.
+    const short = new JobStore(redis, { prefix: `${(store as unknown as { prefix: string }).prefix}-short`, ttlSeconds: 60, leaseMs: 1000, eventHistory: 1 });
+    try {
+      for (let i = 0; i < 250; i++) { await short.create({ file: `${i}.csv`, options }); }
+      const all = await redis.xrange(`${(store as unknown as { prefix: string }).prefix}-short:events`, '-', '+');
+      expect(all.length).toBeLessThan(250);
+      expect((await short.eventsAfter('1-0', 10)).complete).toBe(false);
+      expect((await short.eventsAfter(all[0][0], 10)).complete).toBe(true);
+    } finally {
+      await short.destroy();
+    }
+  });
+
+  it('makes a final job\'s callback due in the script that makes it final, and records each attempt', async () => {
+    const { job } = await store.create({ file: 'a.csv', options, callbackUrl: 'https://hooks.example.com/x' });
+    expect((await store.get(job.id))?.callback).toEqual({ url: 'https://hooks.example.com/x', status: 'pending', attempts: 0 });
+    expect(await store.claimCallbacks(10, clock + 5000)).toEqual([]);
+    await store.claim(job.id);
+    await store.finish(job.id, 1, { result });
+    expect(await store.nextCallbackDue()).toBe(clock);
+
+    // Claimed: leased until the given time, so a second claimer does not take it meanwhile.
+    expect(await store.claimCallbacks(10, clock + 5000)).toEqual([job.id]);
+    expect(await store.claimCallbacks(10, clock + 5000)).toEqual([]);
+    expect(await store.callbackAttempted(job.id, { outcome: 'retry', at: clock + 100, error: 'HTTP 500' })).toBe(1);
+    expect((await store.get(job.id))?.callback).toEqual({ url: 'https://hooks.example.com/x', status: 'pending', attempts: 1, lastError: 'HTTP 500' });
+    expect(await store.claimCallbacks(10, clock + 5000)).toEqual([]);
+    clock += 100;
+    expect(await store.claimCallbacks(10, clock + 5000)).toEqual([job.id]);
+    expect(await store.callbackAttempted(job.id, { outcome: 'delivered' })).toBe(2);
+    expect((await store.get(job.id))?.callback).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(await store.nextCallbackDue()).toBeUndefined();
+
+    // Cancelled jobs call back too; a job without a callback is never due.
+    const cancelled = (await store.create({ file: 'a.csv', options, callbackUrl: 'https://hooks.example.com/y' })).job;
+    const plain = (await store.create({ file: 'a.csv', options })).job;
+    await store.cancel(cancelled.id);
+    await store.cancel(plain.id);
+    expect(await store.claimCallbacks(10, clock + 5000)).toEqual([cancelled.id]);
+    expect(await store.callbackAttempted(cancelled.id, { outcome: 'failed', error: 'redirect (302) not followed' })).toBe(1);
+    expect((await store.get(cancelled.id))?.callback).toMatchObject({ status: 'failed', lastError: 'redirect (302) not followed' });
+  });
 });

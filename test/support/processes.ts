@@ -9,7 +9,7 @@ import amqp from 'amqplib';
 import type { Redis } from 'ioredis';
 import { JobStore, createLogger, createRedis, isFinal, topologyFor, type Job, type Topology } from '@decisum/shared';
 import { deleteTopology } from './amqp';
-import { waitFor } from './wait';
+import { untilNotified, waitFor } from './wait';
 
 /**
  * Real API and executor processes, started from the built `api/dist/main.js` and
@@ -132,21 +132,17 @@ export class ServiceProcess {
 
   /** The first log line (from the start) that matches, waiting for it until timeoutMs. */
   waitForLog(match: (l: LogLine) => boolean, { timeoutMs = 30_000, what = 'a log line' } = {}): Promise<LogLine> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
+    return untilNotified(
+      this.listeners,
+      () => {
         const found = this.lines.find(match);
-        if (found) { return done(() => resolve(found)); }
-        if (!this.alive) { done(() => reject(new Error(`${this.name} exited before logging ${what}\n${this.tail() }`))); }
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms\n${this.tail()}`))), timeoutMs);
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        fn();
-      };
-      this.listeners.add(check);
-      check();
-    });
+        if (found) { return found; }
+        if (!this.alive) { throw new Error(`${this.name} exited before logging ${what}\n${this.tail()}`); }
+        return undefined;
+      },
+      timeoutMs,
+      () => new Error(`${this.name}: no ${what} within ${timeoutMs} ms\n${this.tail()}`),
+    );
   }
 
   logged(msg: string | RegExp, jobId?: string): LogLine[] {

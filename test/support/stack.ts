@@ -16,6 +16,7 @@ import {
   type Broker,
   type Config,
   type Job,
+  type JobFeed,
   type Storage,
 } from '@decisum/shared';
 import { startApi } from '../../api/src/start';
@@ -43,6 +44,8 @@ export interface Stack {
   storage: Storage;
   broker: Broker;
   redis: Redis;
+  /** The API's reader of job events. */
+  feed: JobFeed;
   sweeper: OutboxSweeper;
   executors: Executor[];
   addExecutor(): Promise<Executor>;
@@ -84,7 +87,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const topology = topologyFor(config.prefix, config.jobs.maxAttempts);
   const closers: (() => Promise<void> | void)[] = [];
 
-  const services = await openServices(config, logger, { failFast: true });
+  const services = await openServices(config, logger, { failFast: true, feed: true });
   closers.push(() => services.close());
   // Tests submit at once: wait for the broker rather than meet a 503.
   await services.broker.start();
@@ -92,6 +95,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   closers.push(() => api.stop());
   const { url, sweeper } = api;
   const { store, storage, broker, redis } = services;
+  const feed = services.feed!;
 
   const workerEntry = await builtWorkerEntry();
   const executors: Executor[] = [];
@@ -116,6 +120,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     storage,
     broker,
     redis,
+    feed,
     sweeper,
     executors,
     addExecutor,

@@ -18,3 +18,28 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Resolves with `check`'s first value other than undefined, checking now and each time something
+ * calls the listeners in `listeners`; rejects when `check` throws, or with `late()` after timeoutMs.
+ */
+export function untilNotified<T>(listeners: Set<() => void>, check: () => T | undefined, timeoutMs: number, late: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const settle = (fn: () => void) => {
+      clearTimeout(timer);
+      listeners.delete(test);
+      fn();
+    };
+    const test = () => {
+      try {
+        const value = check();
+        if (value !== undefined) { settle(() => resolve(value)); }
+      } catch (err) {
+        settle(() => reject(err instanceof Error ? err : new Error(String(err))));
+      }
+    };
+    const timer = setTimeout(() => settle(() => reject(late())), timeoutMs);
+    listeners.add(test);
+    test();
+  });
+}

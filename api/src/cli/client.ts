@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ActiveCount, Job, JobStatus } from '@decisum/shared';
+import { SseParser, type SseMessage } from './sse';
 
 /** Exit codes a shell script can rely on. */
 export const EXIT = {
@@ -58,6 +59,8 @@ export interface Download {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** The server comments on an idle stream every 15 s by default: this much silence means the stream is dead. */
+const STREAM_IDLE_MS = 45_000;
 const ACCEPT = 'application/json, application/problem+json';
 
 /** A thin client of decisum's HTTP API that turns every failure into a CliError with its exit code. */
@@ -91,8 +94,48 @@ export class ApiClient {
     return this.json<Job>('api/v1/jobs', { method: 'POST', headers, body: JSON.stringify(body) });
   }
 
-  job(id: string): Promise<Job> {
-    return this.json<Job>(`api/v1/jobs/${encodeURIComponent(id)}`);
+  /** The job; with `wait` (seconds), once it is final or when the time is up. */
+  job(id: string, wait?: number): Promise<Job> {
+    const path = `api/v1/jobs/${encodeURIComponent(id)}`;
+    if (wait === undefined) { return this.json<Job>(path); }
+    return this.json<Job>(`${path}?wait=${wait}`, {}, (wait + 10) * 1000);
+  }
+
+  /**
+   * The event stream (one job's with `job`), message by message, until the server ends it; resumes
+   * after `lastEventId`. Failures are CliErrors like every call's; silence for 45 s is a dead stream.
+   */
+  async *events(query: { job?: string }, lastEventId?: string): AsyncGenerator<SseMessage> {
+    const url = new URL(`api/v1/events${query.job === undefined ? '' : `?job=${encodeURIComponent(query.job)}`}`, this.base);
+    const controller = new AbortController();
+    let idle = setTimeout(() => controller.abort(), STREAM_IDLE_MS);
+    try {
+      let res: Response;
+      try {
+        const resume: Record<string, string> = lastEventId === undefined ? {} : { 'last-event-id': lastEventId };
+        res = await fetch(url, { headers: { accept: 'text/event-stream, application/problem+json', ...this.auth, ...resume }, signal: controller.signal });
+      } catch (err) {
+        throw this.unreachable(err);
+      }
+      if (!res.ok) { throw httpError('GET', url, res.status, res.statusText, await res.text().catch(() => '')); }
+      if (!res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+        throw new CliError(`GET ${url.pathname}: the answer is not an event stream (is ${this.base.origin} decisum?)`, EXIT.UNAVAILABLE);
+      }
+      const parser = new SseParser();
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+          clearTimeout(idle);
+          idle = setTimeout(() => controller.abort(), STREAM_IDLE_MS);
+          yield* parser.push(decoder.decode(chunk, { stream: true }));
+        }
+      } catch (err) {
+        throw this.unreachable(err);
+      }
+    } finally {
+      clearTimeout(idle);
+      controller.abort();
+    }
   }
 
   cancel(id: string): Promise<Job> {
@@ -182,7 +225,7 @@ export class ApiClient {
     }
   }
 
-  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+  private async json<T>(path: string, init: RequestInit = {}, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
     const url = new URL(path, this.base);
     const method = init.method ?? 'GET';
     let res: Response;
@@ -190,7 +233,7 @@ export class ApiClient {
       res = await fetch(url, {
         ...init,
         headers: { accept: ACCEPT, ...this.auth, ...init.headers },
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       throw this.unreachable(err);

@@ -290,7 +290,7 @@ function writeTo(out: Writable): (source: AsyncIterable<Buffer>) => Promise<void
   };
 }
 
-/** Polls the job until it is final, showing progress on stderr; the exit code says how it ended. */
+/** Follows the job until it is final, showing progress on stderr; the exit code says how it ended. */
 async function follow(io: Io, g: Global, api: ApiClient, first: Job): Promise<number> {
   const line = new ProgressLine(io.stderr, { plain: !g.quiet });
   const onSigint = () => {
@@ -300,7 +300,7 @@ async function follow(io: Io, g: Global, api: ApiClient, first: Job): Promise<nu
   };
   process.once('SIGINT', onSigint);
   try {
-    const job = await poll(io, g, api, first, line);
+    const job = await watch(io, g, api, first, line);
     line.clear();
     return report(io, g, job);
   } finally {
@@ -309,33 +309,70 @@ async function follow(io: Io, g: Global, api: ApiClient, first: Job): Promise<nu
   }
 }
 
-const POLL_MIN_MS = 200;
-const POLL_MAX_MS = 1000;
-/** The API may restart under us (a deploy, a scaled-down replica): keep polling this long. */
+/** The API may restart under us (a deploy, a scaled-down replica): keep reconnecting this long. */
 const OUTAGE_MS = 30_000;
+/** Each wait of the fallback, for an API without the event stream: it answers at once when the job is final. */
+const WAIT_SECONDS = 30;
 
-async function poll(io: Io, g: Global, api: ApiClient, first: Job, line: ProgressLine): Promise<Job> {
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The job's changes as they happen, from the event stream (`?job=`): it starts with the job as it is,
+ * then each state change and the progress while it runs. A dropped stream is resumed with the last
+ * event id. An API without the stream is waited on instead (`?wait=`), which answers when the job is final.
+ */
+async function watch(io: Io, g: Global, api: ApiClient, first: Job, line: ProgressLine): Promise<Job> {
   let job = first;
-  let delay = POLL_MIN_MS;
+  let lastEventId: string | undefined;
+  let stream = true;
   let failingSince: number | undefined;
   const meter = new RateMeter();
-  while (!FINAL.has(job.status)) {
+  // The final state is the report's to say.
+  const show = () => {
+    if (FINAL.has(job.status)) { return; }
     if (job.status === 'running') { meter.add(job.progress.bytesRead, job.progress.rows); }
     // On a terminal the line sits under "submitted job …"; in a log each line must say which job.
     if (!g.quiet) { line.update(io.stderr.isTTY ? job.status : `job ${job.id} ${job.status}`, fraction(job), progressText(job, meter)); }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(POLL_MAX_MS, delay * 1.5);
+  };
+  show();
+  while (!FINAL.has(job.status)) {
+    let heard = false;
     try {
-      job = await api.job(job.id);
-      failingSince = undefined;
+      if (stream) {
+        for await (const m of api.events({ job: job.id }, lastEventId)) {
+          heard = true;
+          failingSince = undefined;
+          if (m.id !== undefined) { lastEventId = m.id; }
+          if (m.event === 'job') { job = JSON.parse(m.data) as Job; }
+          else if (m.event === 'progress' && job.status === 'running') { job = { ...job, progress: (JSON.parse(m.data) as Pick<Job, 'progress'>).progress }; }
+          // The history no longer reaches back to our last event: read the job as it is.
+          else if (m.event === 'reset') { job = await api.job(job.id); }
+          else { continue; }
+          show();
+          if (FINAL.has(job.status)) { break; }
+        }
+      } else {
+        job = await api.job(job.id, WAIT_SECONDS);
+        heard = true;
+        failingSince = undefined;
+        show();
+      }
     } catch (err) {
+      if (!(err instanceof CliError)) { throw err; }
+      // 404 with another code than JOB_NOT_FOUND: an API from before the event stream.
+      if (stream && err.status === 404 && err.code !== 'JOB_NOT_FOUND') {
+        stream = false;
+        continue;
+      }
       // An HTTP answer (404: the job expired) is final; a network error may pass.
-      if (!(err instanceof CliError) || err.status !== undefined) { throw err; }
+      if (err.status !== undefined) { throw err; }
       failingSince ??= Date.now();
       if (Date.now() - failingSince > OUTAGE_MS) { throw err; }
       line.clear();
       io.stderr.write(`${err.message}; retrying\n`);
     }
+    // A stream that ended without a word, or a failure: not straight back.
+    if (!heard && !FINAL.has(job.status)) { await pause(1000); }
   }
   return job;
 }

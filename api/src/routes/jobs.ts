@@ -1,11 +1,31 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { AppError, JOB_STATUSES, JobSubmissionSchema, type JobStore } from '@decisum/shared';
+import { AppError, JOB_STATUSES, JobSubmissionSchema, type JobFeed, type JobStore } from '@decisum/shared';
+import { canSee, type Principal } from '../auth';
 import { SAMPLE_ID, examples, type ApiDocs } from '../openapi';
 import { submitJob, type SubmitDeps } from '../submit';
 import { parse } from '../validate';
 
-export type JobsDeps = SubmitDeps & { store: JobStore };
+export type JobsDeps = SubmitDeps & {
+  store: JobStore;
+  feed: JobFeed;
+  /** Aborted when the API stops: waiting requests answer at once with the job as it is. */
+  stopping?: AbortSignal;
+};
+
+/** The longest `?wait`, in seconds. */
+export const MAX_WAIT_SECONDS = 60;
+
+const GetQuerySchema = z
+  .object({
+    wait: z.coerce
+      .number()
+      .min(0)
+      .max(MAX_WAIT_SECONDS)
+      .optional()
+      .meta({ description: `answer once the job is final, or after this many seconds (at most ${MAX_WAIT_SECONDS}) with the job as it is then`, example: 30 }),
+  })
+  .strict();
 
 export const ListQuerySchema = z
   .object({
@@ -15,12 +35,12 @@ export const ListQuerySchema = z
   })
   .strict();
 
-const IdSchema = z.string().min(1).max(100);
+export const IdSchema = z.string().min(1).max(100);
 const IdempotencyKeySchema = z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII');
 const idParams = z.object({ id: IdSchema.meta({ description: 'the job id', example: SAMPLE_ID }) });
 
 /** Request logs of this response carry the job's id. */
-function aboutJob(res: Response, id: string): void {
+export function aboutJob(res: Response, id: string): void {
   res.locals.jobId = id;
 }
 
@@ -31,13 +51,13 @@ function jobIdOf(req: Request, res: Response): string {
   return id;
 }
 
-function noSuchJob(id: string): AppError {
+export function noSuchJob(id: string): AppError {
   return new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
 }
 
 /** The jobs API, mounted at /api/v1/jobs: each handler with the OpenAPI operation it answers to. */
 export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): Router {
-  const { store, logger } = deps;
+  const { store, feed, logger } = deps;
   const router = Router();
   const routes = docs.routes(router, base);
   const { schemas } = docs;
@@ -60,7 +80,9 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       summary: 'Submit a job',
       description:
         'Records the job and publishes it to the work queue; answers 202 only once both hold it. ' +
-        'A local file that does not exist is refused with 404 here; anything not checkable at once fails the job later.',
+        'A local file that does not exist is refused with 404 here; anything not checkable at once fails the job later. ' +
+        'With `callback.url` (its host in `CALLBACK_HOSTS`, else 400 `CALLBACK_NOT_ALLOWED`), the job is POSTed there once final, ' +
+        'signed with `Decisum-Signature`, retried with backoff until accepted (2xx); `callback` on the job records the delivery.',
       request: {
         headers: z.object({
           'Idempotency-Key': z.string().min(1).max(255).optional().meta({
@@ -76,6 +98,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
                 sample: { summary: 'every 10th column', value: { file: 's3://decisum/data.csv' } },
                 tenth: { summary: 'the 10th, 20th, … columns', value: { file: 'reports/a.csv', offset: 9 } },
                 options: { summary: 'all options', value: { file: 'file:reports/a.tsv', step: 5, offset: 1, delimiter: '\t', header: true } },
+                callback: { summary: 'with a webhook', value: { file: 's3://decisum/data.csv', callback: { url: 'https://hooks.example.com/decisum' } } },
               },
             },
           },
@@ -90,7 +113,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
           }),
         },
         ...docs.problems(
-          [400, 'Invalid body, a path outside DATA_DIR, or a bucket in a region S3 will not redirect to (S3_WRONG_REGION)', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
+          [400, 'Invalid body, a path outside DATA_DIR, a callback host not in CALLBACK_HOSTS, or a bucket in a region S3 will not redirect to (S3_WRONG_REGION)', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
           [403, 'Storage refused access (FILE_ACCESS_DENIED), or decisum\'s S3 credentials are missing or refused (S3_CREDENTIALS_MISSING, S3_CREDENTIALS_INVALID)', 'FILE_ACCESS_DENIED', 's3://decisum/data.csv: access denied'],
           [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
           [413, 'The body is too large', 'VALIDATION', 'the request body is too large'],
@@ -146,19 +169,39 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     '/:id',
     async (req, res) => {
       const id = jobIdOf(req, res);
-      const job = await store.get(id);
+      const { wait } = parse(GetQuerySchema, req.query, 'query');
+      const principal = res.locals.principal as Principal;
+      const read = async () => {
+        const job = await store.get(id);
+        if (!job || !canSee(principal, job)) { throw noSuchJob(id); }
+        return job;
+      };
+      if (!wait) {
+        res.json(await read());
+        return;
+      }
+      // A request held open on purpose is timed under a route of its own, apart from the quick answers.
+      res.locals.route = `${base}/:id?wait`;
+      const left = new AbortController();
+      res.on('close', () => left.abort());
+      const job = await feed.untilFinal(id, read, wait * 1000, AbortSignal.any([left.signal, ...(deps.stopping ? [deps.stopping] : [])]));
       if (!job) { throw noSuchJob(id); }
       res.json(job);
     },
     {
       path: '/{id}',
       tags: ['jobs'],
-      summary: 'Get a job',
-      description: '`result` is present once the job succeeded, `error` once it failed. Poll until `status` is final.',
-      request: { params: idParams },
+      summary: 'Get a job, or wait for it to finish',
+      description:
+        '`result` is present once the job succeeded, `error` once it failed. With `?wait=SECONDS` the answer comes as soon as the job is final ' +
+        '(within milliseconds of its outcome being written), or when the time is up with the job as it is then: no need to poll.',
+      request: { params: idParams, query: GetQuerySchema },
       responses: {
         200: docs.job('The job', examples),
-        ...docs.problems([404, 'No such job', 'JOB_NOT_FOUND', `no job with id ${SAMPLE_ID}`]),
+        ...docs.problems(
+          [400, 'Invalid query', 'VALIDATION', 'invalid wait: Too big: expected number to be <=60', { fields: ['wait'] }],
+          [404, 'No such job', 'JOB_NOT_FOUND', `no job with id ${SAMPLE_ID}`],
+        ),
         ...docs.storeUnavailable,
       },
     },

@@ -1,4 +1,4 @@
-import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { AppError } from '../errors';
@@ -93,7 +93,14 @@ export class S3Storage implements Storage {
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
-    return this.stat(loc);
+    // Just written, so bucket and credentials are good: a HEAD, which the SDK retries and which has no
+    // body for a server to cut mid-way (as s3rver does under concurrent writes), is enough here.
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: k.bucket, Key: k.key }));
+      return { size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0), etag: out.ETag };
+    } catch (err) {
+      throw mapS3Error(err, k.where) ?? storageUnavailable(k.where, 1, err);
+    }
   }
 
   async list(loc: Location): Promise<ListEntry[]> {

@@ -1,0 +1,136 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { Config, ResultsLocation } from './config';
+import { AppError } from './errors';
+import { JobSchema, type Job } from './job';
+import { isFinal } from './status';
+import type { Location } from './location';
+import { LocalStorage } from './storage/local';
+import type { Storage } from './storage/types';
+
+/**
+ * The results archive: one small JSON document per finished job, `{prefix}/{id}.json` under
+ * RESULTS_LOCATION, written after the job's outcome is in Redis. It outlives Redis (read when Redis
+ * has no record of a job) and is the audit log of every result.
+ *
+ * Each document is written whole or not at all — a temp file renamed into place on disk, one PUT on
+ * S3 — so any number of writers on any number of machines may write, even the same job twice (a job
+ * re-run after Redis lost it): a reader sees one whole document, the last one written.
+ */
+
+export const ArchivedJobSchema = z.object({
+  archivedAt: z.string(),
+  job: JobSchema,
+});
+export type ArchivedJob = z.infer<typeof ArchivedJobSchema>;
+
+/** A result of 10⁶ columns is about 100 MB; nothing decisum writes comes near this. */
+const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
+/** Job ids are UUIDs; anything else cannot name a document, and never reaches a path or key. */
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+export interface ResultsArchive {
+  /** Archives a finished job, replacing an earlier document of the same id. */
+  put(job: Job): Promise<void>;
+  /** The archived job, or undefined when none was archived under that id. */
+  get(id: string): Promise<Job | undefined>;
+  /** Where the documents go, for logs: the folder or s3://bucket/prefix/. */
+  readonly where: string;
+}
+
+export class StorageArchive implements ResultsArchive {
+  constructor(
+    private readonly storage: Storage,
+    private readonly locate: (name: string) => Location,
+    readonly where: string,
+    /** Called after each write: a local archive makes the rename itself durable. */
+    private readonly afterWrite: () => Promise<void> = () => Promise.resolve(),
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async put(job: Job): Promise<void> {
+    if (!isFinal(job.status)) {
+      throw new AppError('INTERNAL', `job ${job.id} is ${job.status}: only finished jobs are archived`);
+    }
+    if (!SAFE_ID.test(job.id)) { throw new AppError('INTERNAL', `job id ${JSON.stringify(job.id)} cannot name an archive document`); }
+    const document: ArchivedJob = { archivedAt: this.now().toISOString(), job };
+    const body = Buffer.from(`${JSON.stringify(document)}\n`);
+    await this.storage.write(this.locate(`${job.id}.json`), Readable.from([body]), { contentLength: body.length });
+    await this.afterWrite();
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    if (!SAFE_ID.test(id)) { return undefined; }
+    let text: string | undefined;
+    for (let attempt = 1; text === undefined; attempt++) {
+      try {
+        const { body } = await this.storage.download(this.locate(`${id}.json`));
+        text = await readAll(body, id);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'FILE_NOT_FOUND') { return undefined; }
+        // Another writer replaced the document mid-read: the new one is whole too, read it.
+        if (err instanceof AppError && err.code === 'FILE_CHANGED' && attempt < 5) { continue; }
+        throw err;
+      }
+    }
+    let parsed;
+    try {
+      parsed = ArchivedJobSchema.safeParse(JSON.parse(text));
+    } catch (err) {
+      throw new AppError('INTERNAL', `the archived document of job ${id} is not JSON`, { cause: err });
+    }
+    if (!parsed.success || parsed.data.job.id !== id) {
+      throw new AppError('INTERNAL', `the archived document of job ${id} is not an archived job`, { cause: parsed.error });
+    }
+    return parsed.data.job;
+  }
+}
+
+async function readAll(body: Readable, id: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_DOCUMENT_BYTES) {
+      body.destroy();
+      throw new AppError('INTERNAL', `the archived document of job ${id} is over ${MAX_DOCUMENT_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * The archive RESULTS_LOCATION names, under a folder per DECISUM_PREFIX so tenants sharing a folder or
+ * bucket keep apart. An S3 archive writes through the process's S3 storage; a local one has a
+ * LocalStorage of its own rooted at the folder (which may lie outside DATA_DIR).
+ */
+export function createResultsArchive(
+  config: Pick<Config, 'results' | 'prefix' | 'reads'>,
+  s3: Storage,
+): ResultsArchive {
+  const results: ResultsLocation = config.results;
+  if (results.kind === 's3') {
+    const base = `${results.prefix}${config.prefix}/`;
+    return new StorageArchive(
+      s3,
+      (name) => ({ kind: 's3', bucket: results.bucket, key: `${base}${name}` }),
+      `s3://${results.bucket}/${base}`,
+    );
+  }
+  const local = new LocalStorage({ dataDir: results.dir, reads: config.reads });
+  const folder = path.join(results.dir, config.prefix);
+  return new StorageArchive(local, (name) => ({ kind: 'local', path: `${config.prefix}/${name}` }), folder, () => fsyncDir(folder));
+}
+
+/** The rename that put a document in place survives a power cut only once its folder is synced. */
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
