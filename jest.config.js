@@ -15,7 +15,11 @@ const CLUSTER = '/test/cluster/';
 const common = {
   testEnvironment: 'node',
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  moduleNameMapper: { '^@decisum/shared$': '<rootDir>/shared/src/index.ts', '^@decisum/shared/status$': '<rootDir>/shared/src/status.ts' },
+  moduleNameMapper: {
+    '^@decisum/shared$': '<rootDir>/shared/src/index.ts',
+    '^@decisum/shared/status$': '<rootDir>/shared/src/status.ts',
+    '^@decisum/shared/local-file$': '<rootDir>/shared/src/storage/local-file.ts',
+  },
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
 };
 

@@ -8,9 +8,10 @@
  * Needs the compiled engine: run `npm run build` first (npm run bench does).
  */
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
-import { generateCsv, type CsvKind } from '../shared/src/csvgen';
+import type { CsvKind } from '../shared/src/csvgen';
+import { dataFile } from './data';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +22,6 @@ const rows = Number(arg('rows', '3000000'));
 const runs = Number(arg('runs', '1'));
 const limitMB = Number(arg('limit-mb', '300'));
 const only = arg('only', '');
-const DATA = path.join(__dirname, 'data');
 const CHILD = path.join(__dirname, 'child.js');
 
 interface Measure {
@@ -29,21 +29,6 @@ interface Measure {
   rssMB: number;
   bytes: number;
   sums: string[];
-}
-
-async function dataFile(kind: CsvKind): Promise<string> {
-  const cols = kind === 'sample' ? 50 : 100;
-  const file = path.join(DATA, `${kind}-${rows}x${cols}.csv`);
-  if (existsSync(file)) { return file; }
-  mkdirSync(DATA, { recursive: true });
-  const t0 = Date.now();
-  const tmp = `${file}.part`;
-  const out = createWriteStream(tmp);
-  await generateCsv(out, { rows, cols, kind, seed: 1 });
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-  renameSync(tmp, file);
-  console.error(`generated ${path.relative(process.cwd(), file)} (${(statSync(file).size / 1e6).toFixed(0)} MB) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return file;
 }
 
 function measure(method: string, file: string, step: number, offset: number): Measure {
@@ -77,7 +62,7 @@ async function main(): Promise<void> {
   lines.push('| file | method | MB/s | decisum-1t ÷ method | peak RSS | sums agree |');
   lines.push('|---|---|---:|---:|---:|---|');
   for (const f of files) {
-    const file = await dataFile(f.kind);
+    const file = await dataFile(f.kind, rows);
     const size = statSync(file).size;
     const measured = new Map<string, Measure>();
     for (const m of f.methods) {

@@ -168,9 +168,9 @@ describe('S3 files', () => {
     expect([key.status, problemOf(key).code]).toEqual([404, 'FILE_NOT_FOUND']);
     const nobucket = uniqueBucket('absent');
     const get = await request(app).get(`/api/v1/files/s3/${nobucket}/a.csv`);
-    expect([get.status, problemOf(get).code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect([get.status, problemOf(get).code]).toEqual([404, 'BUCKET_NOT_FOUND']);
     const put = await request(app).put(`/api/v1/files/s3/${nobucket}/a.csv`).send('a\n1\n');
-    expect([put.status, problemOf(put).code]).toEqual([404, 'FILE_NOT_FOUND']);
+    expect([put.status, problemOf(put).code]).toEqual([404, 'BUCKET_NOT_FOUND']);
     const bad = await request(app).get('/api/v1/files/s3/No_Such/a.csv');
     expect([bad.status, problemOf(bad).code]).toEqual([400, 'VALIDATION']);
   });

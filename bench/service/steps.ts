@@ -100,7 +100,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
   await feed.start();
   const topology = topologyFor(prefix, config.jobs.maxAttempts);
   const broker = new Broker({ urls: config.amqpUrls, topology, logger });
-  const { storage, local, clients } = createStorage(config);
+  const { storage, clients } = createStorage(config);
   const logFile = path.join(dataDir, 'log.jsonl');
   const fileLogger = pino({ name: 'api', level: 'info', base: { pid: process.pid, name: 'api' } }, pino.destination({ dest: logFile, sync: true }));
   const client = new HttpClient(1);
@@ -117,16 +117,15 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
     const body = JSON.stringify({ file: SAMPLE_FILE });
     const options = { step: 10, offset: 0 };
     const noop = () => undefined;
-    const sum = (threads: number, resolve: boolean) => () =>
+    const sum = (threads: number) => () =>
       sumLocation(loc, options, {
         storage,
-        resolveLocal: resolve ? (p) => local.resolve(p) : undefined,
         threads,
         signal: new AbortController().signal,
         onProgress: noop,
         onRetry: noop,
       });
-    const result: JobResult = await sum(1, false)();
+    const result: JobResult = await sum(1)();
 
     // HTTP: a bare node:http server and decisum's express app, each answering in this process.
     const listen = async (server: http.Server) => {
@@ -165,8 +164,8 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
     probe = undefined;
     results.push(await step('  decode the message (JSON + zod)', runs, () => decodeMessage(encodeMessage({ id: ids[0], file: SAMPLE_FILE, options }))));
     results.push(await step('  Redis: claim script', runs, (i) => (i >= 0 ? store.claim(ids[i]) : store.get(ids[0]))));
-    results.push(await step('  the executor\'s read and sum, as it runs now (EXECUTOR_THREADS 2: resolve, stat, sumFile, stat)', runs, sum(2, true)));
-    results.push(await step('  the same with EXECUTOR_THREADS 1 (storage.read + createSummer)', runs, sum(1, false)));
+    results.push(await step('  the executor\'s read and sum, as it runs now (EXECUTOR_THREADS 2: storage.open, sumObject; below 32 MiB on this thread)', runs, sum(2)));
+    results.push(await step('  the same with EXECUTOR_THREADS 1', runs, sum(1)));
     results.push(await step('  engine alone on the file\'s bytes in memory (createSummer, WebAssembly fast path)', runs, () => {
       const s = createSummer(options);
       s.push(bytes);

@@ -1,42 +1,25 @@
-import { permanentError, type JobOptions, type JobResult, type Location, type Progress, type RetryInfo, type Storage } from '@decisum/shared';
-import { createSummer } from './engine';
-import { sumFile } from './engine/parallel';
+import type { JobOptions, JobResult, Location, Progress, RetryInfo, Storage } from '@decisum/shared';
+import { sumObject } from './engine/parallel';
 
 export interface ComputeDeps {
   storage: Storage;
-  /** When given, local files are read by worker threads straight from this absolute path. */
-  resolveLocal?: (path: string) => Promise<string>;
+  /** Worker threads one local file may be split across. */
   threads: number;
   signal: AbortSignal;
   onProgress: (p: Progress) => void;
   onRetry: (info: RetryInfo) => void;
+  /** The built worker module, for a process that runs the TypeScript sources (tests); see SumOptions. */
+  workerEntry?: string;
 }
 
-/** Streams a file through the CSV engine: in worker threads for local files, chunk by chunk otherwise. */
+/** Opens the file at its current version and sums it: split across worker threads when local and big, else in order. */
 export async function sumLocation(loc: Location, options: JobOptions, deps: ComputeDeps): Promise<JobResult> {
-  if (loc.kind === 'local' && deps.resolveLocal && deps.threads > 1) {
-    const absPath = await deps.resolveLocal(loc.path);
-    const before = await deps.storage.stat(loc);
-    const result = await sumFile(absPath, { ...options, threads: deps.threads, signal: deps.signal, onProgress: deps.onProgress });
-    // Worker threads read by position: a file rewritten meanwhile would mix versions, so refuse it.
-    const after = await deps.storage.stat(loc);
-    if (after.size !== before.size || after.modified.getTime() !== before.modified.getTime()) {
-      throw permanentError('FILE_CHANGED', `${loc.path} changed while it was being read`, { status: 409 });
-    }
-    return result;
-  }
-  const handle = await deps.storage.read(loc, { signal: deps.signal, onRetry: deps.onRetry });
+  const { signal, onProgress, onRetry } = deps;
+  const object = await deps.storage.open(loc, { signal, onRetry });
+  onProgress({ bytesRead: 0, bytesTotal: object.info.size, rows: 0 });
   try {
-    const summer = createSummer(options);
-    const bytesTotal = handle.info.size;
-    let bytesRead = 0;
-    for await (const chunk of handle.chunks) {
-      summer.push(chunk);
-      bytesRead += chunk.length;
-      deps.onProgress({ bytesRead, bytesTotal, rows: summer.rows });
-    }
-    return summer.finish();
+    return await sumObject(object, { ...options, threads: deps.threads, signal, onProgress, onRetry, workerEntry: deps.workerEntry });
   } finally {
-    handle.close();
+    await object.close();
   }
 }

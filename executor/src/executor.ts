@@ -21,6 +21,8 @@ export interface ExecutorOptions {
   heartbeatMs: number;
   /** Base delay before a transiently failed job goes back to the queue. */
   retryBackoffMs: number;
+  /** The built worker module, for a process that runs the TypeScript sources (tests). */
+  workerEntry?: string;
 }
 
 export function executorOptions(config: Config): ExecutorOptions {
@@ -38,8 +40,6 @@ export interface ExecutorDeps {
   storage: Storage;
   logger: Logger;
   metrics?: ExecutorMetrics;
-  /** Resolves a local location to an absolute path inside DATA_DIR, for the multi-threaded reader. */
-  resolveLocal?: (path: string) => Promise<string>;
 }
 
 /**
@@ -105,12 +105,12 @@ export class Executor {
   }
 
   private async compute(job: JobMessage, lease: Lease, log: Logger): Promise<{ result: JobResult } | { err: unknown }> {
-    const { storage, resolveLocal, metrics } = this.deps;
+    const { storage, metrics } = this.deps;
     try {
       const result = await sumLocation(parseLocation(job.file), job.options, {
         storage,
-        resolveLocal,
         threads: this.options.threads,
+        workerEntry: this.options.workerEntry,
         signal: lease.signal,
         onProgress: (p) => lease.report(p),
         onRetry: (info) => {

@@ -12,11 +12,15 @@ export interface RunningExecutor {
   stop(graceMs: number): Promise<void>;
 }
 
-/** The executor on a process's services: its metrics (and their endpoint, unless the port is 0), consuming once this resolves. */
+/**
+ * The executor on a process's services: its metrics (and their endpoint, unless the port is 0), consuming once this resolves.
+ * workerEntry is the built worker module, for a process that runs the TypeScript sources (tests).
+ */
 export async function startExecutor(
-  services: Pick<Services, 'redis' | 'store' | 'broker' | 'storage' | 'local' | 'registry'>,
+  services: Pick<Services, 'redis' | 'store' | 'broker' | 'storage' | 'registry'>,
   config: Config,
   logger: Logger,
+  { workerEntry }: { workerEntry?: string } = {},
 ): Promise<RunningExecutor> {
   loadFastPath();
   let stopping = false;
@@ -28,8 +32,8 @@ export async function startExecutor(
     metricsServer = serveMetrics(services.registry, config.executor.metricsPort, checks);
     metricsServer.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
   }
-  const { store, broker, storage, local } = services;
-  const executor = new Executor({ store, broker, storage, logger, metrics, resolveLocal: (p) => local.resolve(p) }, executorOptions(config));
+  const { store, broker, storage } = services;
+  const executor = new Executor({ store, broker, storage, logger, metrics }, { ...executorOptions(config), workerEntry });
   // Callbacks of jobs finished anywhere (here, by another executor that died since, or cancelled through the API).
   const callbacks = new CallbackDispatcher({ store, logger }, callbackOptions(config));
   await executor.start();

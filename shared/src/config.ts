@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseLocation } from './location';
 import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
+import { DEFAULT_READ_POLICY } from './storage/backoff';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -53,7 +54,10 @@ const schema = z.object({
   RESULTS_LOCATION: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
-  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_REGION: z.string().min(1).optional(),
+  AWS_REGION: z.string().min(1).optional(),
+  S3_PART_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  S3_READ_CONCURRENCY: int(1, 256).default(16),
   S3_FORCE_PATH_STYLE: bool.optional(),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
@@ -69,9 +73,9 @@ const schema = z.object({
   JOB_TTL_SECONDS: int(60).default(7 * 24 * 3600),
   SWEEP_INTERVAL_MS: int(100).default(5000),
   PUBLISH_GRACE_MS: int(0).default(10_000),
-  READ_RETRIES: int(0, 1000).default(8),
-  READ_IDLE_TIMEOUT_MS: int(100).default(30_000),
-  READ_BACKOFF_MS: int(1).default(200),
+  READ_RETRIES: int(0, 1000).default(DEFAULT_READ_POLICY.retries),
+  READ_IDLE_TIMEOUT_MS: int(100).default(DEFAULT_READ_POLICY.idleTimeoutMs),
+  READ_BACKOFF_MS: int(1).default(DEFAULT_READ_POLICY.backoffMs),
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
   RETRY_BACKOFF_MS: int(0).default(1000),
   EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
@@ -122,10 +126,13 @@ export interface Config {
   dataDir: string;
   s3: {
     endpoint?: string;
-    region: string;
+    /** S3_REGION, else AWS_REGION; absent: the SDK's chain, then us-east-1 (redirects are followed). */
+    region?: string;
     forcePathStyle: boolean;
     credentials?: { accessKeyId: string; secretAccessKey: string };
   };
+  /** How a job reads an S3 object: ranged GETs of partBytes, concurrency of them at once. */
+  s3Reads: { partBytes: number; concurrency: number };
   prefix: string;
   executor: {
     concurrency: number;
@@ -202,13 +209,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     s3: {
       endpoint: e.S3_ENDPOINT,
-      region: e.S3_REGION,
+      region: e.S3_REGION ?? e.AWS_REGION,
       forcePathStyle: e.S3_FORCE_PATH_STYLE ?? e.S3_ENDPOINT !== undefined,
       credentials:
         e.AWS_ACCESS_KEY_ID !== undefined && e.AWS_SECRET_ACCESS_KEY !== undefined
           ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY }
           : undefined,
     },
+    s3Reads: { partBytes: e.S3_PART_BYTES, concurrency: e.S3_READ_CONCURRENCY },
     prefix: e.DECISUM_PREFIX,
     executor: {
       concurrency: e.EXECUTOR_CONCURRENCY,

@@ -7,7 +7,7 @@ import { JobStore, jobStoreOptions } from './jobStore';
 import type { Logger } from './logger';
 import { createRegistry } from './metrics';
 import { createRedis, redisReady, warnIfRedisForgets } from './redis';
-import { createStorage, type LocalStorage, type Storage } from './storage';
+import { createStorage, type Storage } from './storage';
 
 export interface ServicesOptions {
   /** Redis commands fail at once while it is down (the API answers 503) instead of waiting for it (executors). */
@@ -23,7 +23,6 @@ export interface Services {
   /** Connecting, and reconnecting, in the background; `await broker.start()` to wait for it. */
   broker: Broker;
   storage: Storage;
-  local: LocalStorage;
   /** Default Node.js metrics; each process adds its own. */
   registry: Registry;
   /** Present when opened with `feed: true`. */
@@ -55,13 +54,12 @@ export async function openServices(config: Config, logger: Logger, options: Serv
   }
   const broker = new Broker({ urls: config.amqpUrls, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
   void broker.start();
-  const { storage, local, clients } = createStorage(config);
+  const { storage, clients } = createStorage(config);
   return {
     redis,
     store: new JobStore(redis, jobStoreOptions(config)),
     broker,
     storage,
-    local,
     registry: createRegistry(),
     feed,
     async close() {

@@ -32,8 +32,10 @@ export async function startSlowS3(bytesPerSec: number): Promise<SlowS3> {
     const c = s3.config(endpoint);
     return {
       S3_ENDPOINT: endpoint,
-      S3_REGION: c.region,
+      S3_REGION: c.region ?? 'us-east-1',
       S3_FORCE_PATH_STYLE: 'true',
+      // One connection at bytesPerSec: the jobs must take seconds for these tests to act on them.
+      S3_READ_CONCURRENCY: '1',
       AWS_ACCESS_KEY_ID: c.credentials!.accessKeyId,
       AWS_SECRET_ACCESS_KEY: c.credentials!.secretAccessKey,
     };

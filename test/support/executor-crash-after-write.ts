@@ -4,6 +4,7 @@
  * crash tests run it as `executor-crash-after-write` (see processes.ts) to prove a redelivered
  * message of a finished job is acked without running the job again.
  */
+import path from 'node:path';
 import { JobStore, bootstrap, jobStoreOptions, openServices } from '@decisum/shared';
 import { startExecutor } from '../../executor/src/start';
 
@@ -18,7 +19,9 @@ class CrashAfterWrite extends JobStore {
 async function main(): Promise<void> {
   const { config, logger } = bootstrap('executor');
   const services = await openServices(config, logger);
-  await startExecutor({ ...services, store: new CrashAfterWrite(services.redis, jobStoreOptions(config)) }, config, logger);
+  // Run under ts-node: worker threads load the built worker (processes.ts builds before it spawns this).
+  const workerEntry = path.resolve(__dirname, '..', '..', 'executor', 'dist', 'engine', 'worker.js');
+  await startExecutor({ ...services, store: new CrashAfterWrite(services.redis, jobStoreOptions(config)) }, config, logger, { workerEntry });
 }
 
 void main();

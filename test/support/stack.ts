@@ -26,6 +26,7 @@ import { startExecutor } from '../../executor/src/start';
 import { serviceUrls } from './services';
 import { waitFor } from './wait';
 import { deleteTopology } from './amqp';
+import { builtWorkerEntry } from './worker';
 
 export interface StackOptions {
   /** In-process executors; 0 for an API alone. */
@@ -96,10 +97,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const { store, storage, broker, redis } = services;
   const feed = services.feed!;
 
+  const workerEntry = await builtWorkerEntry();
   const executors: Executor[] = [];
   const addExecutor = async (): Promise<Executor> => {
     const own = await openServices(config, logger);
-    const running = await startExecutor(own, config, logger);
+    const running = await startExecutor(own, config, logger, { workerEntry });
     executors.push(running.executor);
     closers.push(async () => {
       await running.stop(0);

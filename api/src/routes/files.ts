@@ -94,7 +94,7 @@ function operations(docs: ApiDocs) {
     ...docs.problems(
       [400, 'A path outside DATA_DIR, or an invalid bucket name', 'PATH_OUTSIDE_DATA_DIR', '../x.csv is outside DATA_DIR: give a path relative to it'],
       [403, 'Storage refused access', 'FILE_ACCESS_DENIED', 'access denied to s3://decisum/data.csv'],
-      [404, 'The file does not exist', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
+      [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
       [503, 'Storage is unreachable', 'STORAGE_UNAVAILABLE', 'storage did not answer; try again shortly'],
     ),
   };

@@ -113,8 +113,9 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
           }),
         },
         ...docs.problems(
-          [400, 'Invalid body, a path outside DATA_DIR, or a callback host not in CALLBACK_HOSTS', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
-          [404, 'The file does not exist', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
+          [400, 'Invalid body, a path outside DATA_DIR, a callback host not in CALLBACK_HOSTS, or a bucket in a region S3 will not redirect to (S3_WRONG_REGION)', 'VALIDATION', 'invalid step: Too small: expected number to be >=1', { fields: ['step'] }],
+          [403, 'Storage refused access (FILE_ACCESS_DENIED), or decisum\'s S3 credentials are missing or refused (S3_CREDENTIALS_MISSING, S3_CREDENTIALS_INVALID)', 'FILE_ACCESS_DENIED', 's3://decisum/data.csv: access denied'],
+          [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
           [413, 'The body is too large', 'VALIDATION', 'the request body is too large'],
           [422, 'The Idempotency-Key was used for a different request', 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request'],
           [503, 'The job store or broker is unreachable; nothing was accepted', 'BROKER_UNAVAILABLE', 'the queue is unavailable; try again shortly'],

@@ -1,15 +1,16 @@
-import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { AppError, LocalFileSync, type LocalVersion, type ReadPolicy } from '@decisum/shared/local-file';
 import { CsvError, Engine, type Layout, type PartialSums } from './core';
-import { readAtSync } from './reader';
 
 /*
- * One byte range of a file, summed in a worker thread. Imports only the pure core so it
- * loads the same under ts-node (tests) and as compiled JS.
+ * One byte range of a local file, summed in a worker thread. The worker opens the file itself from
+ * the version its parent verified (a Storage object cannot cross threads) and reads it with the
+ * same policy; it loads only the engine and the local file reader.
  */
 
 export interface RangeTask {
-  path: string;
+  file: LocalVersion;
+  policy: ReadPolicy;
   /** Offset of the first record this range takes (a guess for all but the first range). */
   start: number;
   /** Records starting at or after this offset belong to the next range; absent for the last. */
@@ -21,9 +22,11 @@ export interface RangeTask {
 
 export type RangeMessage =
   | { type: 'progress'; bytesRead: number; rows: number }
+  | { type: 'retry'; attempt: number; offset: number; delayMs: number; code?: string; message: string }
   | { type: 'done'; partial: PartialSums; boundary: number }
   | { type: 'error'; code: CsvError['code']; row: number | undefined; column: string | undefined; reason: string; records: number }
-  | { type: 'crash'; message: string; code?: string };
+  | { type: 'failed'; code: AppError['code']; message: string; status: number; permanent: boolean }
+  | { type: 'crash'; message: string };
 
 const PROGRESS_BYTES = 32 << 20;
 
@@ -37,12 +40,16 @@ export function sumRange(task: RangeTask, post: (m: RangeMessage) => void): void
     stopAt: task.end === undefined ? undefined : task.end - task.start,
     bufferBytes: task.bufferBytes,
   });
-  const fd = openSync(task.path, 'r');
+  let file: LocalFileSync | undefined;
   try {
+    file = new LocalFileSync(task.file, task.policy, (r) => {
+      const err = r.error as NodeJS.ErrnoException;
+      post({ type: 'retry', attempt: r.attempt, offset: r.offset, delayMs: r.delayMs, code: err?.code, message: String(err?.message ?? err) });
+    });
     let pos = task.start;
     let reported = 0;
     while (!engine.done) {
-      const n = readAtSync(fd, engine.space(), pos);
+      const n = file.read(engine.space(), pos);
       if (n === 0) { break; }
       pos += n;
       engine.commit(n);
@@ -52,17 +59,19 @@ export function sumRange(task: RangeTask, post: (m: RangeMessage) => void): void
       }
     }
     engine.end();
+    file.verify();
     post({ type: 'progress', bytesRead: pos - task.start - reported, rows: engine.rows });
     post({ type: 'done', partial: engine.partial(), boundary: task.start + engine.boundary });
   } catch (err) {
     if (err instanceof CsvError) {
       post({ type: 'error', code: err.code, row: err.row, column: err.column, reason: err.reason, records: engine.records });
+    } else if (err instanceof AppError) {
+      post({ type: 'failed', code: err.code, message: err.message, status: err.status, permanent: err.permanent });
     } else {
-      const e = err as NodeJS.ErrnoException;
-      post({ type: 'crash', message: e?.message ?? String(err), code: e?.code });
+      post({ type: 'crash', message: err instanceof Error ? err.message : String(err) });
     }
   } finally {
-    closeSync(fd);
+    file?.close();
   }
 }
 

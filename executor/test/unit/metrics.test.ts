@@ -29,7 +29,8 @@ describe('executor metrics', () => {
     expect(sample(text, 'decisum_storage_retries_total')).toBe(2);
     expect(sample(text, 'decisum_jobs_dead_lettered_total')).toBe(1);
     expect(sample(text, 'decisum_poison_messages_total')).toBe(1);
-    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    // The default metrics are there; CPU time since the registry was made may still be 0 ticks on a busy machine.
+    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
     // No readiness checks given: no readiness gauge to mislead.
     expect(text).not.toContain('decisum_executor_ready');
   });

@@ -13,6 +13,45 @@ export interface ReadPolicy {
   maxBackoffMs?: number;
 }
 
+/** READ_RETRIES, READ_IDLE_TIMEOUT_MS and READ_BACKOFF_MS when unset. */
+export const DEFAULT_READ_POLICY: ReadPolicy = { retries: 8, idleTimeoutMs: 30_000, backoffMs: 200 };
+
+/** The least a throttled request waits before it is sent again (S3 asks for seconds, not milliseconds). */
+export const THROTTLE_BACKOFF_MS = 1000;
+
+/**
+ * Error codes that a retry from the same offset can cure: a flaky disk or network file system, a
+ * full file table, a dropped or refused connection. One list for local files and S3 alike.
+ */
+const TRANSIENT_ERRNO = new Set([
+  'EIO',
+  'EAGAIN',
+  'EWOULDBLOCK',
+  'EBUSY',
+  'EINTR',
+  'ETIMEDOUT',
+  'ESTALE',
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+]);
+
+export function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+export function isTransientErrno(err: unknown): boolean {
+  return TRANSIENT_ERRNO.has(errnoOf(err) ?? '');
+}
+
 /** Exponential backoff with full jitter: uniform in [0, min(cap, base·2^(attempt-1))]. */
 export function backoffDelay(attempt: number, policy: ReadPolicy, random: () => number = Math.random): number {
   const cap = policy.maxBackoffMs ?? 30_000;
@@ -21,8 +60,18 @@ export function backoffDelay(attempt: number, policy: ReadPolicy, random: () => 
 }
 
 /**
+ * The wait after a throttling answer: at least what Retry-After asks, and at least half of a ceiling
+ * that starts at THROTTLE_BACKOFF_MS, so a throttled store is never hit again at once.
+ */
+export function throttleDelay(attempt: number, policy: ReadPolicy, retryAfterMs = 0, random: () => number = Math.random): number {
+  const cap = Math.max(policy.maxBackoffMs ?? 30_000, THROTTLE_BACKOFF_MS);
+  const ceiling = Math.min(cap, Math.max(policy.backoffMs, THROTTLE_BACKOFF_MS) * 2 ** Math.max(0, attempt - 1));
+  return Math.max(retryAfterMs, Math.floor(ceiling / 2 + (random() * ceiling) / 2));
+}
+
+/**
  * Before the attempt-th try in a row after a fault at offset: gives up with STORAGE_UNAVAILABLE past
- * policy.retries, else tells onRetry and sleeps the backoff (CANCELLED if the signal aborts meanwhile).
+ * policy.retries, else tells onRetry and sleeps (CANCELLED if the signal aborts meanwhile).
  */
 export async function pauseBeforeRetry(
   where: string,
@@ -31,11 +80,28 @@ export async function pauseBeforeRetry(
   error: unknown,
   policy: ReadPolicy,
   { signal, onRetry }: ReadOptions,
+  delayMs: number = backoffDelay(attempt, policy),
 ): Promise<void> {
+  if (attempt > policy.retries) { throw storageUnavailable(where, attempt, error); }
+  onRetry?.({ attempt, offset, delayMs, error });
+  await sleep(delayMs, signal);
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** pauseBeforeRetry for a worker thread that reads synchronously: it blocks the thread, which has nothing else to do. */
+export function pauseBeforeRetrySync(
+  where: string,
+  attempt: number,
+  offset: number,
+  error: unknown,
+  policy: ReadPolicy,
+  onRetry?: ReadOptions['onRetry'],
+): void {
   if (attempt > policy.retries) { throw storageUnavailable(where, attempt, error); }
   const delayMs = backoffDelay(attempt, policy);
   onRetry?.({ attempt, offset, delayMs, error });
-  await sleep(delayMs, signal);
+  Atomics.wait(sleeper, 0, 0, delayMs);
 }
 
 export function cancelled(signal: AbortSignal): AppError {
@@ -45,6 +111,10 @@ export function cancelled(signal: AbortSignal): AppError {
     permanent: true,
     cause: signal.reason,
   });
+}
+
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) { throw cancelled(signal); }
 }
 
 /** Resolves after ms, or rejects with CANCELLED as soon as the signal aborts. */
@@ -87,7 +157,8 @@ export function withIdleTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export function storageUnavailable(what: string, attempts: number, cause: unknown): AppError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
+  // An errno's message names a server path or address; its code says enough.
+  const reason = errnoOf(cause) ?? (cause instanceof Error ? cause.message : String(cause));
   return new AppError('STORAGE_UNAVAILABLE', `${what}: storage unavailable after ${attempts} attempts (${reason})`, {
     status: 503,
     expected: false,

@@ -1,31 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors';
 import type { Location } from '../location';
-import {
-  accessDenied,
-  cancelled,
-  fileChanged,
-  fileExists,
-  fileNotFound,
-  IdleTimeoutError,
-  pauseBeforeRetry,
-  type ReadPolicy,
-  storageUnavailable,
-  withIdleTimeout,
-} from './backoff';
-import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage, WriteOptions } from './types';
-
-/** The slice of fs.promises the read path uses; tests pass a faulty one. */
-export interface LocalFs {
-  open(file: string, flags: string): Promise<FileHandle>;
-  realpath(file: string): Promise<string>;
-}
+import { cancelled, errnoOf, fileExists, type ReadPolicy } from './backoff';
+import { isDirectory, LocalFile, mapLocalError, type LocalFs } from './local-file';
+import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 export interface LocalStorageOptions {
   /** Absolute; nothing outside it (after resolving symlinks) is readable or writable. */
@@ -36,27 +19,20 @@ export interface LocalStorageOptions {
   fs?: LocalFs;
 }
 
-const CHUNK = 1 << 20;
-/** Errors a retry from the same offset can cure (flaky disks, NFS, a full file table). */
-const TRANSIENT = new Set(['EIO', 'EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT', 'ESTALE', 'ECONNRESET', 'EMFILE', 'ENFILE', 'ENOMEM', 'EWOULDBLOCK']);
 /** Upload temp files start with this; listings hide them. */
 const TEMP_MARK = '.decisum-upload-';
-
-function errno(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
 
 export class LocalStorage implements Storage {
   private readonly dataDir: string;
   private readonly policy: ReadPolicy;
-  private readonly chunkSize: number;
+  private readonly chunkSize?: number;
   private readonly fs: LocalFs;
   private root?: Promise<string>;
 
   constructor(options: LocalStorageOptions) {
     this.dataDir = path.resolve(options.dataDir);
     this.policy = options.reads;
-    this.chunkSize = options.chunkSize ?? CHUNK;
+    this.chunkSize = options.chunkSize;
     this.fs = options.fs ?? fs.promises;
   }
 
@@ -64,122 +40,32 @@ export class LocalStorage implements Storage {
     const rel = localPath(loc);
     const real = await this.resolveExisting(rel);
     const st = await fs.promises.stat(real).catch((err: unknown) => {
-      throw this.mapError(err, rel);
+      throw mapLocalError(err, rel);
     });
     if (st.isDirectory()) { throw isDirectory(rel); }
     return { size: st.size, modified: st.mtime };
   }
 
-  async read(loc: Location, options: ReadOptions = {}): Promise<ReadHandle> {
+  async open(loc: Location, options: ReadOptions = {}): Promise<ObjectReader> {
     const rel = localPath(loc);
     const real = await this.resolveExisting(rel);
-    const { signal } = options;
-    const policy = this.policy;
-    let attempt = 0;
-    let offset = 0;
-
-    // Opens (or reopens after a fault) and checks the file is still the one we started on.
-    const open = async (expected?: fs.Stats): Promise<{ handle: FileHandle; st: fs.Stats }> => {
-      for (;;) {
-        if (signal?.aborted) { throw cancelled(signal); }
-        let handle: FileHandle | undefined;
-        try {
-          handle = await this.fs.open(real, 'r');
-          const st = await handle.stat();
-          if (st.isDirectory()) { throw isDirectory(rel); }
-          if (expected && !sameVersion(expected, st)) {
-            throw fileChanged(rel, `size or modification time differs: ${expected.size} → ${st.size} bytes`);
-          }
-          return { handle, st };
-        } catch (err) {
-          await handle?.close().catch(() => undefined);
-          if (err instanceof AppError) { throw err; }
-          if (!TRANSIENT.has(errno(err) ?? '')) { throw this.mapError(err, rel); }
-          await pauseBeforeRetry(rel, ++attempt, offset, err, policy, options);
-        }
-      }
-    };
-
-    const first = await open();
-    const info: ObjectInfo = { size: first.st.size, modified: first.st.mtime };
-    let current: FileHandle | undefined = first.handle;
-    const chunkSize = this.chunkSize;
-    const mapError = this.mapError.bind(this);
-
-    async function* chunks(): AsyncGenerator<Buffer> {
-      // Two buffers in turn: the consumer owns the last chunk until it asks for the next one.
-      let buffers = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
-      let turn = 0;
-      try {
-        for (;;) {
-          if (signal?.aborted) { throw cancelled(signal); }
-          if (!current) { current = (await open(first.st)).handle; }
-          const buf = buffers[turn];
-          let bytesRead: number;
-          try {
-            ({ bytesRead } = await withIdleTimeout(current.read(buf, 0, buf.length, offset), policy.idleTimeoutMs));
-          } catch (err) {
-            if (!(err instanceof IdleTimeoutError) && !TRANSIENT.has(errno(err) ?? '')) { throw mapError(err, rel); }
-            const stale = current;
-            current = undefined;
-            if (err instanceof IdleTimeoutError) {
-              // The stuck read may still land in buf later: never touch these buffers again.
-              buffers = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
-            }
-            void stale.close().catch(() => undefined);
-            await pauseBeforeRetry(rel, ++attempt, offset, err, policy, options);
-            continue;
-          }
-          if (bytesRead === 0) {
-            // End of file: it must still be the version we announced, whole.
-            const st = await current.stat().catch((err: unknown) => {
-              throw mapError(err, rel);
-            });
-            if (offset !== info.size || !sameVersion(first.st, st)) {
-              throw fileChanged(rel, `expected ${info.size} bytes, read ${offset}, now ${st.size}`);
-            }
-            return;
-          }
-          offset += bytesRead;
-          attempt = 0;
-          turn ^= 1;
-          yield buf.subarray(0, bytesRead);
-        }
-      } finally {
-        const handle = current;
-        current = undefined;
-        await handle?.close().catch(() => undefined);
-      }
-    }
-
-    const iterator = chunks();
-    return {
-      info,
-      chunks: { [Symbol.asyncIterator]: () => iterator },
-      close: () => {
-        // A generator that never started skips its finally, so close the handle here too.
-        const handle = current;
-        current = undefined;
-        void iterator.return(undefined).catch(() => undefined);
-        void handle?.close().catch(() => undefined);
-      },
-    };
+    return LocalFile.open({ path: real, name: rel }, this.policy, { ...options, chunkSize: this.chunkSize, fs: this.fs });
   }
 
   async download(loc: Location, signal?: AbortSignal): Promise<{ info: ObjectInfo; body: Readable }> {
     const rel = localPath(loc);
     const real = await this.resolveExisting(rel);
     const handle = await fs.promises.open(real, 'r').catch((err: unknown) => {
-      throw this.mapError(err, rel);
+      throw mapLocalError(err, rel);
     });
     try {
       const st = await handle.stat();
       if (st.isDirectory()) { throw isDirectory(rel); }
-      const body = handle.createReadStream({ signal, highWaterMark: CHUNK });
+      const body = handle.createReadStream({ signal, highWaterMark: 1 << 20 });
       return { info: { size: st.size, modified: st.mtime }, body };
     } catch (err) {
       await handle.close();
-      throw err instanceof AppError ? err : this.mapError(err, rel);
+      throw err instanceof AppError ? err : mapLocalError(err, rel);
     }
   }
 
@@ -212,7 +98,7 @@ export class LocalStorage implements Storage {
       if (options.exclusive) {
         // link refuses a taken name (EEXIST): checking and placing the file are one step, so two uploads cannot both win.
         await fs.promises.link(temp, target).catch((err: unknown) => {
-          throw errno(err) === 'EEXIST' ? fileExists(rel) : err;
+          throw errnoOf(err) === 'EEXIST' ? fileExists(rel) : err;
         });
         await fs.promises.unlink(temp);
       } else {
@@ -221,7 +107,7 @@ export class LocalStorage implements Storage {
     } catch (err) {
       await fs.promises.unlink(temp).catch(() => undefined);
       if (options.signal?.aborted) { throw cancelled(options.signal); }
-      throw err instanceof AppError ? err : this.mapError(err, rel);
+      throw err instanceof AppError ? err : mapLocalError(err, rel);
     }
     const st = await fs.promises.stat(target);
     return { size: st.size, modified: st.mtime };
@@ -238,7 +124,7 @@ export class LocalStorage implements Storage {
     const entries: ListEntry[] = [];
     const walk = async (realDir: string, logical: string): Promise<void> => {
       const dirents = await fs.promises.readdir(realDir, { withFileTypes: true }).catch((err: unknown) => {
-        throw this.mapError(err, logical || '/');
+        throw mapLocalError(err, logical || '/');
       });
       for (const d of dirents) {
         if (d.name.startsWith(TEMP_MARK)) { continue; }
@@ -259,19 +145,6 @@ export class LocalStorage implements Storage {
     return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
-  /**
-   * The real absolute path of an existing file under DATA_DIR, for readers that open it themselves
-   * (worker threads). FILE_NOT_FOUND, PATH_OUTSIDE_DATA_DIR or a folder error otherwise.
-   */
-  async resolve(rel: string): Promise<string> {
-    const real = await this.resolveExisting(rel);
-    const st = await fs.promises.stat(real).catch((err: unknown) => {
-      throw this.mapError(err, rel);
-    });
-    if (st.isDirectory()) { throw isDirectory(rel); }
-    return real;
-  }
-
   private realRoot(): Promise<string> {
     this.root ??= fs.promises.realpath(this.dataDir).catch((err: unknown) => {
       this.root = undefined;
@@ -286,13 +159,13 @@ export class LocalStorage implements Storage {
     try {
       root = await this.realRoot();
     } catch (err) {
-      throw this.mapError(err, rel || '/');
+      throw mapLocalError(err, rel || '/');
     }
     let real: string;
     try {
       real = await this.fs.realpath(path.join(root, rel));
     } catch (err) {
-      throw this.mapError(err, rel || '/');
+      throw mapLocalError(err, rel || '/');
     }
     if (!inside(root, real)) { throw outsideDataDir(rel); }
     return real;
@@ -308,9 +181,9 @@ export class LocalStorage implements Storage {
       try {
         current = await fs.promises.realpath(next);
       } catch (err) {
-        if (errno(err) !== 'ENOENT') { throw this.mapError(err, rel); }
+        if (errnoOf(err) !== 'ENOENT') { throw mapLocalError(err, rel); }
         await fs.promises.mkdir(next).catch((e: unknown) => {
-          if (errno(e) !== 'EEXIST') { throw this.mapError(e, rel); }
+          if (errnoOf(e) !== 'EEXIST') { throw mapLocalError(e, rel); }
         });
         current = await fs.promises.realpath(next);
       }
@@ -321,26 +194,6 @@ export class LocalStorage implements Storage {
       }
     }
     return current;
-  }
-
-  private mapError(err: unknown, rel: string): AppError {
-    if (err instanceof AppError) { return err; }
-    const where = rel || '/';
-    switch (errno(err)) {
-      case 'ENOENT':
-      case 'ENOTDIR':
-        return fileNotFound(where, err);
-      case 'EACCES':
-      case 'EPERM':
-        return accessDenied(where, err);
-      case 'EISDIR':
-        return isDirectory(where);
-      case 'ELOOP':
-      case 'ENAMETOOLONG':
-        return new AppError('VALIDATION', `${where}: ${(err as Error).message}`, { status: 400, permanent: true, cause: err });
-      default:
-        return storageUnavailable(where, 1, err);
-    }
   }
 }
 
@@ -353,17 +206,6 @@ function inside(root: string, real: string): boolean {
   return real === root || real.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
-function sameVersion(a: fs.Stats, b: fs.Stats): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.dev === b.dev;
-}
-
 function outsideDataDir(rel: string): AppError {
   return new AppError('PATH_OUTSIDE_DATA_DIR', `${rel} leads outside DATA_DIR (through a symlink)`, { status: 400 });
-}
-
-function isDirectory(rel: string): AppError {
-  return new AppError('VALIDATION', `${rel || '/'} is a folder, not a file: add a trailing / to list it`, {
-    status: 400,
-    permanent: true,
-  });
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Location } from '../location';
-import type { ListEntry, ObjectInfo, ReadHandle, ReadOptions, Storage, WriteOptions } from './types';
+import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 /** One Storage for every Location: local paths to one backend, s3:// to the other. */
 export class StorageRouter implements Storage {
@@ -14,8 +14,8 @@ export class StorageRouter implements Storage {
     return this.pick(loc).stat(loc);
   }
 
-  read(loc: Location, options?: ReadOptions): Promise<ReadHandle> {
-    return this.pick(loc).read(loc, options);
+  open(loc: Location, options?: ReadOptions): Promise<ObjectReader> {
+    return this.pick(loc).open(loc, options);
   }
 
   download(loc: Location, signal?: AbortSignal): Promise<{ info: ObjectInfo; body: Readable }> {

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Location } from '../location';
+import type { ReadPolicy } from './backoff';
 
 export interface ObjectInfo {
   size: number;
@@ -13,11 +14,6 @@ export interface ListEntry {
   path: string;
   size: number;
   modified: Date;
-}
-
-export interface ReadProgress {
-  bytesRead: number;
-  bytesTotal: number;
 }
 
 export interface RetryInfo {
@@ -34,15 +30,58 @@ export interface ReadOptions {
 }
 
 /**
- * A file's bytes, each exactly once and in order, resumed at the byte reached after a transient fault.
- * A chunk is the consumer's only until it asks for the next one: the reader may reuse its memory.
+ * The version of a local file a read is pinned to. Plain data, so a worker thread can open the same
+ * version by itself (see LocalFileSync); `path` is the real path and never shown to a user.
  */
-export interface ReadHandle {
-  info: ObjectInfo;
-  /** Iterate once. Breaking out of the loop releases the connection or file. */
-  chunks: AsyncIterable<Buffer>;
-  /** Releases the connection or file when chunks will not be (fully) iterated; safe to call twice. */
-  close(): void;
+export interface LocalVersion {
+  kind: 'local';
+  path: string;
+  /** The name the user gave (relative to DATA_DIR), for messages. */
+  name: string;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** The version of an S3 object a read is pinned to: its ETag when first seen. */
+export interface S3Version {
+  kind: 's3';
+  bucket: string;
+  key: string;
+  etag: string;
+  size: number;
+}
+
+export type ObjectVersion = LocalVersion | S3Version;
+
+/** Bytes [start, end) of an object; the whole object by default. */
+export interface ByteRange {
+  start?: number;
+  end?: number;
+}
+
+/**
+ * An object opened at one version: any byte range of it can be read, each read retries and resumes
+ * under the storage's read policy, and a read that finds the object changed fails with FILE_CHANGED
+ * instead of mixing versions. Cancelled by the signal given to Storage.open.
+ */
+export interface ObjectReader {
+  readonly info: ObjectInfo;
+  readonly version: ObjectVersion;
+  readonly policy: ReadPolicy;
+  /**
+   * The range's bytes, each exactly once and in order. A chunk is the consumer's only until it asks
+   * for the next one: the reader may reuse its memory. Reading to the object's end also checks that
+   * the object is still the version opened.
+   */
+  chunks(range?: ByteRange): AsyncIterable<Buffer>;
+  /** Fills buf from position; fewer bytes only at the object's end. For small reads (headers, probes). */
+  readAt(buf: Buffer, position: number): Promise<number>;
+  /** FILE_CHANGED unless the object is still the version opened. */
+  verify(): Promise<void>;
+  /** Releases the file or connections; stops reads in flight. Safe to call twice. */
+  close(): Promise<void>;
 }
 
 export interface WriteOptions {
@@ -55,8 +94,11 @@ export interface WriteOptions {
 export interface Storage {
   /** FILE_NOT_FOUND (permanent) when absent. */
   stat(loc: Location): Promise<ObjectInfo>;
-  /** Opens a resumable read; fails with FILE_NOT_FOUND, FILE_ACCESS_DENIED, FILE_CHANGED or STORAGE_UNAVAILABLE. */
-  read(loc: Location, options?: ReadOptions): Promise<ReadHandle>;
+  /**
+   * Opens loc at its current version. Fails with FILE_NOT_FOUND, FILE_ACCESS_DENIED, BUCKET_NOT_FOUND,
+   * the S3 credential and region codes, or STORAGE_UNAVAILABLE once the retries run out.
+   */
+  open(loc: Location, options?: ReadOptions): Promise<ObjectReader>;
   /** A plain stream for downloads. */
   download(loc: Location, signal?: AbortSignal): Promise<{ info: ObjectInfo; body: Readable }>;
   /** Streams body to loc; the file is readable once this resolves. */

@@ -1,15 +1,22 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AppError } from '@decisum/shared';
-import { createSummer, sumFile, type EngineOptions } from '../../../src/engine';
+import { AppError, DEFAULT_READ_POLICY, LocalFile } from '@decisum/shared';
+import { sumObject } from '../../../src/engine/parallel';
+import { createSummer, sumFile as sumFileFrom, type EngineOptions, type SumFileOptions } from '../../../src/engine';
 import { SAMPLE } from '../../../../test/support/sample';
+import { builtWorkerEntry } from '../../../../test/support/worker';
 
 let dir: string;
+let workerEntry: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'decisum-engine-'));
+  workerEntry = await builtWorkerEntry();
 });
+
+/** The runner with its worker threads loaded from the build. */
+const sumFile = (p: string, options: SumFileOptions) => sumFileFrom(p, { ...options, workerEntry });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function file(name: string, text: string | Buffer): string {
@@ -83,5 +90,20 @@ describe('sumFile', () => {
     const controller = new AbortController();
     controller.abort();
     await expect(sumFile(p, { step: 2, offset: 0, threads: 2, signal: controller.signal })).rejects.toMatchObject({ code: 'CANCELLED' });
+  });
+
+  it('fails with FILE_CHANGED when another file takes the name after it was opened, on one thread or many', async () => {
+    const p = file('replaced.csv', `a,b,c\n${numbers(20_000)}`);
+    for (const threads of [1, 2]) {
+      writeFileSync(p, `a,b,c\n${numbers(20_000)}`);
+      const opened = await LocalFile.open({ path: p, name: 'replaced.csv' }, DEFAULT_READ_POLICY);
+      // A new file under the name: the open descriptor still reads the old one, workers would open the new.
+      writeFileSync(`${p}.new`, `a,b,c\n${numbers(20_000, 1)}`);
+      renameSync(`${p}.new`, p);
+      const err = await sumObject(opened, { step: 2, offset: 0, threads, minParallelBytes: 0, workerEntry }).catch((e: unknown) => e);
+      await opened.close();
+      expect(err).toBeInstanceOf(AppError);
+      expect(err).toMatchObject({ code: 'FILE_CHANGED', message: 'replaced.csv changed while it was being read (another file now has its name)' });
+    }
   });
 });

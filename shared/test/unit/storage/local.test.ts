@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { LocalStorage, type LocalFs, type ReadPolicy, type RetryInfo } from '../../../src/storage';
+import { LocalFile, LocalFileSync, LocalStorage, type LocalFs, type ReadPolicy, type RetryInfo } from '../../../src/storage';
 import { digest, makeCsv, sha256 } from '../../../../test/support/data';
 import { failure } from '../../../../test/support/failure';
 
@@ -60,11 +60,11 @@ test('reads a file whole, in 1 MiB chunks, and stats it', async () => {
   const storage = new LocalStorage({ dataDir, reads: policy });
 
   expect((await storage.stat({ kind: 'local', path: 'a.csv' })).size).toBe(data.length);
-  const handle = await storage.read({ kind: 'local', path: 'a.csv' });
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' });
   const sizes: number[] = [];
   const got = await digest(
     (async function* () {
-      for await (const c of handle.chunks) {
+      for await (const c of handle.chunks()) {
         sizes.push(c.length);
         yield c;
       }
@@ -82,8 +82,8 @@ test('transient read errors are retried from the offset reached, with no byte lo
   const storage = new LocalStorage({ dataDir, reads: policy, fs: fake });
   const retries: RetryInfo[] = [];
 
-  const handle = await storage.read({ kind: 'local', path: 'a.csv' }, { onRetry: (r) => retries.push(r) });
-  const got = await digest(handle.chunks);
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' }, { onRetry: (r) => retries.push(r) });
+  const got = await digest(handle.chunks());
 
   expect(got).toEqual({ bytes: data.length, sha256: sha256(data) });
   expect(retries.map((r) => [r.attempt, r.offset, (r.error as NodeJS.ErrnoException).code])).toEqual([
@@ -100,9 +100,9 @@ test('a read that hangs is cut by the idle timeout and resumed', async () => {
   const storage = new LocalStorage({ dataDir, reads: { ...policy, idleTimeoutMs: 100 }, fs: faultyFs({ 2: 'hang' }) });
   const retries: RetryInfo[] = [];
 
-  const handle = await storage.read({ kind: 'local', path: 'a.csv' }, { onRetry: (r) => retries.push(r) });
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' }, { onRetry: (r) => retries.push(r) });
 
-  expect(await digest(handle.chunks)).toEqual({ bytes: data.length, sha256: sha256(data) });
+  expect(await digest(handle.chunks())).toEqual({ bytes: data.length, sha256: sha256(data) });
   expect(retries).toHaveLength(1);
   expect((retries[0].error as Error).name).toBe('IdleTimeoutError');
 });
@@ -111,8 +111,8 @@ test('errors that keep coming exhaust the retries: STORAGE_UNAVAILABLE, transien
   fs.writeFileSync(path.join(dataDir, 'a.csv'), 'a,b\n1,2\n');
   const storage = new LocalStorage({ dataDir, reads: policy, fs: faultyFs({ 1: 'EIO', 2: 'EIO', 3: 'EIO', 4: 'EIO', 5: 'EIO' }) });
 
-  const handle = await storage.read({ kind: 'local', path: 'a.csv' });
-  const err = await failure(digest(handle.chunks));
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' });
+  const err = await failure(digest(handle.chunks()));
 
   expect(err.code).toBe('STORAGE_UNAVAILABLE');
   expect(err.permanent).toBe(false);
@@ -123,11 +123,11 @@ test('missing files, folders and permission errors fail at once with their codes
   fs.writeFileSync(path.join(dataDir, 'secret.csv'), 'x\n');
   const storage = new LocalStorage({ dataDir, reads: policy });
 
-  const missing = await failure(storage.read({ kind: 'local', path: 'nope.csv' }));
+  const missing = await failure(storage.open({ kind: 'local', path: 'nope.csv' }));
   expect([missing.code, missing.status, missing.permanent]).toEqual(['FILE_NOT_FOUND', 404, true]);
   expect((await failure(storage.stat({ kind: 'local', path: 'dir/nope.csv' }))).code).toBe('FILE_NOT_FOUND');
 
-  const dir = await failure(storage.read({ kind: 'local', path: 'dir' }));
+  const dir = await failure(storage.open({ kind: 'local', path: 'dir' }));
   expect([dir.code, dir.permanent]).toEqual(['VALIDATION', true]);
   expect(dir.message).toMatch(/folder/);
 
@@ -136,7 +136,7 @@ test('missing files, folders and permission errors fail at once with their codes
     realpath: (p) => fs.promises.realpath(p),
     open: () => Promise.reject(errnoError('EACCES')),
   };
-  const denied = await failure(new LocalStorage({ dataDir, reads: policy, fs: denying }).read({ kind: 'local', path: 'secret.csv' }));
+  const denied = await failure(new LocalStorage({ dataDir, reads: policy, fs: denying }).open({ kind: 'local', path: 'secret.csv' }));
   expect([denied.code, denied.status, denied.permanent]).toEqual(['FILE_ACCESS_DENIED', 403, true]);
 });
 
@@ -149,17 +149,16 @@ test('symlinks that leave DATA_DIR are refused for every operation; those inside
   const storage = new LocalStorage({ dataDir, reads: policy });
 
   for (const p of ['escape.csv', 'out/passwd.csv']) {
-    expect((await failure(storage.read({ kind: 'local', path: p }))).code).toBe('PATH_OUTSIDE_DATA_DIR');
+    expect((await failure(storage.open({ kind: 'local', path: p }))).code).toBe('PATH_OUTSIDE_DATA_DIR');
     expect((await failure(storage.stat({ kind: 'local', path: p }))).code).toBe('PATH_OUTSIDE_DATA_DIR');
     expect((await failure(storage.download({ kind: 'local', path: p }))).code).toBe('PATH_OUTSIDE_DATA_DIR');
-    expect((await failure(storage.resolve(p))).code).toBe('PATH_OUTSIDE_DATA_DIR');
   }
   const write = await failure(storage.write({ kind: 'local', path: 'out/sub/new.csv' }, Readable.from([Buffer.from('x')])));
   expect(write.code).toBe('PATH_OUTSIDE_DATA_DIR');
   expect(fs.readdirSync(outside)).toEqual(['passwd.csv']);
   expect((await failure(storage.list({ kind: 'local', path: 'out/' }))).code).toBe('PATH_OUTSIDE_DATA_DIR');
 
-  expect(await digest((await storage.read({ kind: 'local', path: 'alias.csv' })).chunks)).toEqual({ bytes: 4, sha256: sha256(Buffer.from('a\n1\n')) });
+  expect(await digest((await storage.open({ kind: 'local', path: 'alias.csv' })).chunks())).toEqual({ bytes: 4, sha256: sha256(Buffer.from('a\n1\n')) });
   // Listings show files and in-tree links, never what lies outside.
   expect((await storage.list({ kind: 'local', path: '' })).map((e) => e.path)).toEqual(['alias.csv', 'real.csv']);
 });
@@ -168,8 +167,8 @@ test('a file that changes while it is read fails with FILE_CHANGED', async () =>
   const file = path.join(dataDir, 'a.csv');
   fs.writeFileSync(file, makeCsv(3 * 1024 * 1024));
   const storage = new LocalStorage({ dataDir, reads: policy });
-  const handle = await storage.read({ kind: 'local', path: 'a.csv' });
-  const it = handle.chunks[Symbol.asyncIterator]();
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' });
+  const it = handle.chunks()[Symbol.asyncIterator]();
   await it.next();
   fs.appendFileSync(file, '1,2,3\n');
 
@@ -204,17 +203,85 @@ test('writes go through a temp file: a failed upload leaves nothing, a finished 
   expect(sha256(fs.readFileSync(path.join(dataDir, 'up', 'a.csv')))).toBe(sha256(data));
 });
 
-test('an abort ends the read with CANCELLED and closing an unread handle releases it', async () => {
+test('an abort ends the read with CANCELLED and closing an unread file twice is harmless', async () => {
   fs.writeFileSync(path.join(dataDir, 'a.csv'), makeCsv(4 * 1024 * 1024));
   const storage = new LocalStorage({ dataDir, reads: policy });
   const controller = new AbortController();
-  const handle = await storage.read({ kind: 'local', path: 'a.csv' }, { signal: controller.signal });
-  const it = handle.chunks[Symbol.asyncIterator]();
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' }, { signal: controller.signal });
+  const it = handle.chunks()[Symbol.asyncIterator]();
   await it.next();
   controller.abort();
   expect((await failure(it.next())).code).toBe('CANCELLED');
 
-  const unread = await storage.read({ kind: 'local', path: 'a.csv' });
-  unread.close();
-  unread.close();
+  const unread = await storage.open({ kind: 'local', path: 'a.csv' });
+  await unread.close();
+  await unread.close();
+});
+
+test('any byte range reads exactly its bytes, and readAt fills a buffer from a position', async () => {
+  const data = makeCsv(3 * 1024 * 1024 + 77);
+  fs.writeFileSync(path.join(dataDir, 'a.csv'), data);
+  const file = await new LocalStorage({ dataDir, reads: policy, chunkSize: 100_000 }).open({ kind: 'local', path: 'a.csv' });
+
+  for (const [start, end] of [[0, 10], [1_234_567, 2_345_678], [data.length - 5, data.length], [500, 500]]) {
+    expect(await digest(file.chunks({ start, end }))).toEqual({ bytes: end - start, sha256: sha256(data.subarray(start, end)) });
+  }
+  const buf = Buffer.alloc(1000);
+  expect(await file.readAt(buf, data.length - 300)).toBe(300);
+  expect(buf.subarray(0, 300)).toEqual(data.subarray(data.length - 300));
+  expect(await file.readAt(buf, data.length)).toBe(0);
+  await file.close();
+});
+
+test('a reopen after a fault finds another file under the name: FILE_CHANGED, not its bytes', async () => {
+  const file = path.join(dataDir, 'a.csv');
+  fs.writeFileSync(file, makeCsv(3 * 1024 * 1024));
+  const storage = new LocalStorage({ dataDir, reads: policy, fs: faultyFs({ 2: 'EIO' }) });
+  const handle = await storage.open({ kind: 'local', path: 'a.csv' });
+  const it = handle.chunks()[Symbol.asyncIterator]();
+  await it.next();
+  // Same size, new inode: the open handle still reads the old file; only a reopen would see this one.
+  fs.writeFileSync(`${file}.new`, makeCsv(3 * 1024 * 1024));
+  fs.renameSync(`${file}.new`, file);
+
+  const err = await failure(
+    (async () => {
+      for (let r = await it.next(); !r.done; r = await it.next()) { /* drain */ }
+    })(),
+  );
+  expect([err.code, err.message]).toEqual(['FILE_CHANGED', 'a.csv changed while it was being read (another file now has its name)']);
+});
+
+describe('LocalFileSync (a worker thread opening the version its parent verified)', () => {
+  test('reads the same bytes by position and verifies the version at the end', async () => {
+    const data = makeCsv(2 * 1024 * 1024);
+    fs.writeFileSync(path.join(dataDir, 'a.csv'), data);
+    const opened = await LocalFile.open({ path: path.join(dataDir, 'a.csv'), name: 'a.csv' }, policy);
+    // The version crosses threads as plain data.
+    const worker = new LocalFileSync(structuredClone(opened.version), opened.policy);
+    const buf = Buffer.alloc(4096);
+    expect(worker.read(buf, 1_000_000)).toBe(4096);
+    expect(buf).toEqual(data.subarray(1_000_000, 1_004_096));
+    expect(() => worker.verify()).not.toThrow();
+    worker.close();
+    await opened.close();
+  });
+
+  test('a file replaced or modified since the parent opened it fails with FILE_CHANGED', async () => {
+    const file = path.join(dataDir, 'a.csv');
+    fs.writeFileSync(file, 'a,b\n1,2\n');
+    const opened = await LocalFile.open({ path: file, name: 'a.csv' }, policy);
+    await opened.close();
+
+    fs.writeFileSync(`${file}.new`, 'a,b\n3,4\n');
+    fs.renameSync(`${file}.new`, file);
+    expect(() => new LocalFileSync(opened.version, policy)).toThrow('a.csv changed while it was being read (another file now has its name)');
+
+    const again = await LocalFile.open({ path: file, name: 'a.csv' }, policy);
+    const worker = new LocalFileSync(again.version, policy);
+    fs.appendFileSync(file, '5,6\n');
+    expect(() => worker.verify()).toThrow('a.csv changed while it was being read (8 → 12 bytes)');
+    worker.close();
+    await again.close();
+  });
 });
