@@ -1,7 +1,7 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
-import type { Broker, CallbackHosts, JobFeed, JobStore, Logger, Storage } from '@decisum/shared';
+import type { Broker, CallbackHosts, EpochReport, JobFeed, JobStore, Logger, ResultsArchive, Storage } from '@decisum/shared';
 import { authenticate } from './auth';
 import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
@@ -19,6 +19,10 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Extra readiness checks, by name: resolve true when the dependency answers. */
   ready?: Record<string, () => Promise<boolean>>;
+  /** Where finished jobs are kept past Redis: GET /api/v1/jobs/{id} reads it when Redis has no record. */
+  archive?: ResultsArchive;
+  /** What this process knows of the Redis epoch, for /readyz. */
+  epoch?: () => EpochReport;
   /** This process's reader of job events: `?wait` and the event stream listen to it. */
   feed: JobFeed;
   /** Where callbacks may go (CALLBACK_HOSTS); none when absent. */
@@ -64,7 +68,7 @@ export function createApp(deps: AppDeps): App {
   app.use(authenticate());
 
   const docs = new ApiDocs();
-  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics }, docs));
+  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics, epoch: deps.epoch }, docs));
   const jobs = '/api/v1/jobs';
   const files = '/api/v1/files';
   const events = '/api/v1/events';

@@ -16,12 +16,12 @@ export interface RunningApi {
 
 /** The API on a process's services: listening on config.port (and host, when given) and sweeping the outbox once this resolves. */
 export async function startApi(
-  services: Pick<Services, 'store' | 'broker' | 'storage' | 'redis' | 'registry' | 'feed'>,
+  services: Pick<Services, 'store' | 'broker' | 'storage' | 'redis' | 'registry' | 'feed' | 'epoch' | 'archive'>,
   config: Config,
   logger: Logger,
   { host }: { host?: string } = {},
 ): Promise<RunningApi> {
-  const { store, broker, storage, redis, registry, feed } = services;
+  const { store, broker, storage, redis, registry, feed, epoch, archive } = services;
   if (!feed) { throw new Error('the API needs the job event feed: openServices(config, logger, { feed: true })'); }
   const stopping = new AbortController();
   const app = createApp({
@@ -32,6 +32,8 @@ export async function startApi(
     metrics: createMetrics(store, registry),
     ready: { redis: async () => (await redis.ping()) === 'PONG' },
     feed,
+    archive,
+    epoch: () => epoch.report(),
     callbackHosts: config.callbacks.hosts,
     heartbeatMs: config.events.heartbeatMs,
     stopping: stopping.signal,

@@ -4,11 +4,11 @@ import {
   checkCallbackUrl,
   formatLocation,
   isPermanent,
-  jobMessage,
   parseLocation,
   type Broker,
   type CallbackHosts,
   type Job,
+  type JobMessage,
   type JobOptions,
   type JobStore,
   type JobSubmission,
@@ -50,7 +50,7 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
     logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
   });
 
-  const { job, created } = await store.create({ file, options, callbackUrl }, idempotencyKey);
+  const { job, message, created } = await store.create({ file, options, callbackUrl }, idempotencyKey);
   if (!created) {
     if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options) || job.callback?.url !== callbackUrl) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
@@ -59,7 +59,7 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
   }
   const log = logger.child({ jobId: job.id });
   try {
-    await publishRecorded(deps, job, log);
+    await publishRecorded(deps, message, log);
   } catch (err) {
     await store.discard(job.id, idempotencyKey).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
     throw err;
@@ -70,12 +70,13 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
 }
 
 /**
- * Publishes a recorded job and takes it out of the outbox; the submission and the outbox sweeper
- * both end here. An entry left in the outbox only means one more publication, which executors ack without work.
+ * Publishes a recorded job's durable copy (JobStore.copy) and takes it out of the outbox; the
+ * submission and the outbox sweeper both end here. An entry left in the outbox only means one more
+ * publication, which executors ack without work.
  */
-export async function publishRecorded(deps: Pick<SubmitDeps, 'store' | 'broker'>, job: Job, log: Logger): Promise<void> {
-  await deps.broker.publish(jobMessage(job));
-  await deps.store.markPublished(job.id).catch((err: unknown) => log.warn({ err }, 'could not clear the outbox entry'));
+export async function publishRecorded(deps: Pick<SubmitDeps, 'store' | 'broker'>, message: JobMessage, log: Logger): Promise<void> {
+  await deps.broker.publish(message);
+  await deps.store.markPublished(message.id).catch((err: unknown) => log.warn({ err }, 'could not clear the outbox entry'));
 }
 
 /** The job's options as stored: absent ones (detect the delimiter, a header row) are left out. */

@@ -31,13 +31,13 @@ export class OutboxSweeper {
     if (!broker.connected) { return 0; }
     let published = 0;
     for (const id of await store.unpublished(this.options.graceMs)) {
-      const job = await store.get(id);
-      if (job?.status !== 'queued') {
+      const recorded = await store.copy(id);
+      if (recorded?.job.status !== 'queued') {
         await store.markPublished(id);
         continue;
       }
       const log = logger.child({ jobId: id });
-      await publishRecorded(this.deps, job, log);
+      await publishRecorded(this.deps, recorded.message, log);
       published++;
       log.info('published a job from the outbox');
     }

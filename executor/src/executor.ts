@@ -7,13 +7,16 @@ import {
   type JobResult,
   type JobStore,
   type Logger,
+  type ResultsArchive,
   type Storage,
 } from '@decisum/shared';
+import { Archiver } from './archiving';
 import { sumLocation } from './compute';
 import { QueueConsumer, type Delivery } from './consumer';
 import { LeaseManager, type Lease, type StopReason } from './lease';
 import type { ExecutorMetrics } from './metrics';
 import { OutcomeHandler, classify, type Disposition } from './outcome';
+import { JobRestorer } from './restore';
 
 export interface ExecutorOptions {
   concurrency: number;
@@ -38,6 +41,8 @@ export interface ExecutorDeps {
   store: JobStore;
   broker: Broker;
   storage: Storage;
+  /** Every finished job is written here before its message is acked. */
+  archive: ResultsArchive;
   logger: Logger;
   metrics?: ExecutorMetrics;
 }
@@ -59,10 +64,12 @@ export class Executor {
     private readonly deps: ExecutorDeps,
     private readonly options: ExecutorOptions,
   ) {
-    const { store, logger, metrics } = deps;
-    this.leases = new LeaseManager(store, { heartbeatMs: options.heartbeatMs }, this.stopping.signal, logger);
+    const { store, archive, logger, metrics } = deps;
+    const archiver = new Archiver({ store, archive, metrics });
+    const restorer = new JobRestorer({ store, archive, metrics });
+    this.leases = new LeaseManager({ store, restorer, archiver, logger }, { heartbeatMs: options.heartbeatMs }, this.stopping.signal);
     this.outcomes = new OutcomeHandler(
-      { store, leases: this.leases, logger, metrics, stopping: this.stopping.signal },
+      { store, leases: this.leases, archiver, logger, metrics, stopping: this.stopping.signal },
       { retryBackoffMs: options.retryBackoffMs },
     );
     this.consumer = new QueueConsumer(deps.broker, options.concurrency, { job: (d) => this.onJob(d), dead: (d) => this.onDead(d) }, logger);
@@ -96,8 +103,8 @@ export class Executor {
 
   /** One delivery of a job: claim it, sum the file, record what came of it. */
   private async run(job: JobMessage, stop: AbortSignal, log: Logger): Promise<Disposition> {
-    const lease = await this.leases.claim(job.id, stop, log);
-    if (!lease) { return stop.aborted ? 'requeue' : 'ack'; }
+    const lease = await this.leases.claim(job, stop, log);
+    if (typeof lease === 'string') { return lease; }
     log.info({ attempt: lease.attempt, file: job.file }, 'job started');
     const started = Date.now();
     const computed = await this.compute(job, lease, log);

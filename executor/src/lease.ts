@@ -1,5 +1,8 @@
-import { pause, type ErrorBody, type JobResult, type JobStore, type Logger, type Progress } from '@decisum/shared';
+import { pause, type ErrorBody, type JobMessage, type JobResult, type JobStore, type Logger, type Progress } from '@decisum/shared';
+import type { Archiver } from './archiving';
+import type { Disposition } from './outcome';
 import { untilStored } from './persist';
+import type { JobRestorer } from './restore';
 
 /** Why a job stopped before its outcome: its lease was lost (cancelled, or taken over), the executor is shutting down, or the channel its message came on closed. */
 export type StopReason = 'cancelled' | 'shutdown' | 'channel-lost';
@@ -13,14 +16,22 @@ export class Lease {
   readonly signal: AbortSignal;
   private current: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
 
+  /** A renewal found the record gone and is recording it again (see LeaseManager.reclaim). */
+  reclaiming = false;
+
   constructor(
-    readonly jobId: string,
+    /** The job's message: the durable copy the record is restored from should Redis lose it. */
+    readonly message: JobMessage,
     readonly attempt: number,
     readonly log: Logger,
     stop: AbortSignal,
     private readonly onSizeKnown: (lease: Lease) => void,
   ) {
     this.signal = AbortSignal.any([stop, this.lost.signal]);
+  }
+
+  get jobId(): string {
+    return this.message.id;
   }
 
   get progress(): Progress {
@@ -40,6 +51,16 @@ export class Lease {
   }
 }
 
+export interface LeaseDeps {
+  store: JobStore;
+  restorer: JobRestorer;
+  archiver: Archiver;
+  logger: Logger;
+}
+
+/** Times a job may be recorded again in one claim: Redis losing its data twice within a claim is not worth a third. */
+const MAX_RESTORES = 2;
+
 export interface LeaseOptions {
   /** How often every held lease is renewed. */
   heartbeatMs: number;
@@ -55,13 +76,18 @@ export class LeaseManager {
   private timer?: NodeJS.Timeout;
   private closed = false;
 
+  private readonly store: JobStore;
+  private readonly logger: Logger;
+
   constructor(
-    private readonly store: JobStore,
+    private readonly deps: LeaseDeps,
     private readonly options: LeaseOptions,
     /** Aborted when the executor gives up waiting for Redis on shutdown. */
     private readonly stopping: AbortSignal,
-    private readonly logger: Logger,
-  ) {}
+  ) {
+    this.store = deps.store;
+    this.logger = deps.logger;
+  }
 
   start(): void {
     this.schedule();
@@ -73,41 +99,67 @@ export class LeaseManager {
     clearTimeout(this.timer);
   }
 
-  /** A lease on a new attempt; undefined when there is nothing to run, or `stop` aborted the wait for another executor's lease. */
-  async claim(jobId: string, stop: AbortSignal, log: Logger): Promise<Lease | undefined> {
+  /**
+   * A lease on a new attempt, or what to do with the message when there is nothing to run: ack (the job
+   * is finished, gone, or running on a live executor) or requeue (`stop` aborted, or the archive write
+   * of a finished job failed). A job Redis lost is recorded again from the message first.
+   */
+  async claim(message: JobMessage, stop: AbortSignal, log: Logger): Promise<Lease | Disposition> {
     let firstLease: number | undefined;
+    let restores = 0;
     for (;;) {
-      const c = await untilStored(() => this.store.claim(jobId), this.stopping, log);
-      if (c === undefined) { return undefined; }
+      const c = await untilStored(() => this.store.claim(message.id), this.stopping, log);
+      if (c === undefined) { return 'requeue'; }
       switch (c.kind) {
         case 'claimed': {
-          const lease = new Lease(jobId, c.attempt, log, stop, (l) => void this.renew([l]));
+          const lease = new Lease(message, c.attempt, log, stop, (l) => void this.renew([l]));
           this.held.add(lease);
           return lease;
         }
-        case 'missing':
-          log.warn('message for an unknown or expired job; dropping it');
-          return undefined;
+        case 'missing': {
+          const recovered = restores++ < MAX_RESTORES ? await untilStored(() => this.deps.restorer.recover(message, log), this.stopping, log) : 'gone';
+          if (recovered === undefined) { return 'requeue'; }
+          if (recovered === 'gone') { return 'ack'; }
+          continue;
+        }
         case 'finished':
           log.info({ status: c.status }, 'redelivered job already finished; acking without work');
-          return undefined;
+          // Its archive write may be what failed last time: write it again before the ack.
+          return (await this.deps.archiver.archive(message.id, log)) ? 'ack' : 'requeue';
         case 'busy':
           // Another executor holds a lease. If it renews the lease, it is alive and this message is a duplicate.
           if (firstLease !== undefined && c.leaseUntil > firstLease) {
             log.info('job is running on a live executor; dropping the duplicate message');
-            return undefined;
+            return 'ack';
           }
           firstLease ??= c.leaseUntil;
           await pause(Math.min(this.options.heartbeatMs, Math.max(50, c.leaseUntil - Date.now() + 50)), stop);
-          if (stop.aborted) { return undefined; }
+          if (stop.aborted) { return 'requeue'; }
       }
     }
   }
 
-  /** Writes the outcome once: true when written, false when a cancel or a newer attempt got there first, undefined when Redis could not be reached before shutdown. */
+  /**
+   * Writes the outcome once: true when written, false when a cancel or a newer attempt got there first,
+   * undefined when Redis could not be reached before shutdown. A record Redis lost meanwhile is
+   * recorded again as this attempt's, and the outcome written to it: a computed result is kept.
+   */
   async finish(lease: Lease, outcome: JobOutcome): Promise<boolean | undefined> {
     this.held.delete(lease);
-    return untilStored(() => this.store.finish(lease.jobId, lease.attempt, outcome, lease.progress), this.stopping, lease.log);
+    const write = () => untilStored(() => this.store.finish(lease.jobId, lease.attempt, outcome, lease.progress), this.stopping, lease.log);
+    const written = await write();
+    if (written !== false || !(await this.restoreHeld(lease))) { return written; }
+    return write();
+  }
+
+  /** Records the job again as held by this lease's attempt, if Redis lost it (and only then). */
+  private async restoreHeld(lease: Lease): Promise<boolean> {
+    const recovered = await untilStored(
+      async () => ((await this.store.get(lease.jobId)) ? 'exists' : this.deps.restorer.recover(lease.message, lease.log, { attempt: lease.attempt })),
+      this.stopping,
+      lease.log,
+    );
+    return recovered === 'restored';
   }
 
   /** Hands the job back to the queue, with the error that made this attempt fail, if any. */
@@ -126,6 +178,23 @@ export class LeaseManager {
     this.timer = setTimeout(() => void this.renew([...this.held]).finally(() => this.schedule()), this.options.heartbeatMs);
   }
 
+  private stopHolding(lease: Lease, state: string): void {
+    lease.log.info({ state }, 'job no longer ours; stopping');
+    this.held.delete(lease);
+    lease.lose();
+  }
+
+  /** A running job whose record vanished: kept running when Redis lost it (the record comes back as this attempt's), stopped otherwise. */
+  private async reclaim(lease: Lease): Promise<void> {
+    lease.reclaiming = true;
+    try {
+      if (await this.restoreHeld(lease)) { return; }
+      if (this.held.has(lease)) { this.stopHolding(lease, 'missing'); }
+    } finally {
+      lease.reclaiming = false;
+    }
+  }
+
   private async renew(leases: Lease[]): Promise<void> {
     if (leases.length === 0) { return; }
     try {
@@ -133,10 +202,12 @@ export class LeaseManager {
       states.forEach((state, i) => {
         const lease = leases[i];
         // A lease finished or released meanwhile is no longer renewed: what the store says of it is old news.
-        if (state === 'ok' || !this.held.has(lease)) { return; }
-        lease.log.info({ state }, 'job no longer ours; stopping');
-        this.held.delete(lease);
-        lease.lose();
+        if (state === 'ok' || !this.held.has(lease) || lease.reclaiming) { return; }
+        if (state === 'missing') {
+          void this.reclaim(lease);
+          return;
+        }
+        this.stopHolding(lease, state);
       });
     } catch (err) {
       this.logger.warn({ err, jobIds: leases.map((l) => l.jobId) }, 'lease renewal failed; leases may lapse');

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ErrorBody, JobResult } from '@decisum/shared';
+import type { EpochReport, ErrorBody, JobResult } from '@decisum/shared';
 
 /** What the executor's readiness rests on, by name (redis, rabbitmq, …): true while that part works. */
 export type ReadinessChecks = () => Record<string, boolean>;
@@ -10,6 +10,8 @@ export interface ExecutorMetrics {
   storageRetries: Counter;
   deadLettered: Counter;
   poison: Counter;
+  jobsRestored: Counter;
+  archiveWrites: Counter<'result'>;
   finished(outcome: { result: JobResult } | { error: ErrorBody }, seconds: number, bytes: number): void;
 }
 
@@ -61,6 +63,17 @@ export function createExecutorMetrics(registry: Registry, checks?: ReadinessChec
     storageRetries: new Counter({ name: 'decisum_storage_retries_total', help: 'Storage reads resumed after a fault', registers }),
     deadLettered: new Counter({ name: 'decisum_jobs_dead_lettered_total', help: 'Jobs failed by the delivery limit', registers }),
     poison: new Counter({ name: 'decisum_poison_messages_total', help: 'Queue messages that were not jobs', registers }),
+    jobsRestored: new Counter({
+      name: 'decisum_jobs_restored_total',
+      help: 'Jobs Redis lost (its epoch changed) recorded again from their queue messages',
+      registers,
+    }),
+    archiveWrites: new Counter({
+      name: 'decisum_archive_writes_total',
+      help: 'Writes of finished jobs to the results archive, by result (ok, error)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
     finished(outcome, seconds, n) {
       if ('result' in outcome) { succeeded.inc(); }
       else { failed.inc({ code: outcome.error.code }); }
@@ -74,9 +87,10 @@ export function createExecutorMetrics(registry: Registry, checks?: ReadinessChec
 
 /**
  * The executor's own HTTP port: /metrics for Prometheus, /healthz (the process answers) and
- * /readyz (every readiness check passes; 503 with the failing ones otherwise) for health checks.
+ * /readyz (every readiness check passes; 503 with the failing ones otherwise, and what the executor
+ * knows of the Redis epoch either way) for health checks.
  */
-export function serveMetrics(registry: Registry, port: number, checks: ReadinessChecks = () => ({})): http.Server {
+export function serveMetrics(registry: Registry, port: number, checks: ReadinessChecks = () => ({}), epoch?: () => EpochReport): http.Server {
   return http
     .createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0];
@@ -91,7 +105,7 @@ export function serveMetrics(registry: Registry, port: number, checks: Readiness
       if (path === '/readyz') {
         const state = checks();
         const ready = isReady(state);
-        json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', checks: state });
+        json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', checks: state, redisEpoch: epoch?.() });
         return;
       }
       if (path !== '/metrics') {

@@ -9,6 +9,7 @@ import {
   type JobStore,
   type Logger,
 } from '@decisum/shared';
+import type { Archiver } from './archiving';
 import type { Lease, LeaseManager, StopReason } from './lease';
 import type { ExecutorMetrics } from './metrics';
 import { untilStored } from './persist';
@@ -40,6 +41,7 @@ export function classify(computed: { result: JobResult } | { err: unknown }, sig
 export interface OutcomeDeps {
   store: JobStore;
   leases: LeaseManager;
+  archiver: Archiver;
   logger: Logger;
   metrics?: ExecutorMetrics;
   /** Aborted when the executor stops waiting: a backoff before a retry is cut short. */
@@ -84,7 +86,7 @@ export class OutcomeHandler {
     if ('result' in outcome) { log.info({ rows: outcome.result.rows, seconds, bytes: progress.bytesRead, written }, 'job succeeded'); }
     else { log.info({ error: outcome.error, seconds, written }, 'job failed'); }
     this.deps.metrics?.finished(outcome, seconds, progress.bytesRead);
-    return 'ack';
+    return this.archived(lease.jobId, log);
   }
 
   private async retryLater(lease: Lease, error: ErrorBody, cause: unknown): Promise<Disposition> {
@@ -114,6 +116,11 @@ export class OutcomeHandler {
     if (state === undefined) { return 'requeue'; }
     log.warn({ reason, state }, 'job dead-lettered');
     if (state === 'ended') { metrics?.deadLettered.inc(); }
-    return 'ack';
+    return this.archived(job.id, log);
+  }
+
+  /** Ack once the finished job is in the results archive; requeue when it could not be written (its redelivery writes it). */
+  private async archived(id: string, log: Logger): Promise<Disposition> {
+    return (await this.deps.archiver.archive(id, log)) ? 'ack' : 'requeue';
   }
 }

@@ -17,7 +17,7 @@ export interface RunningExecutor {
  * workerEntry is the built worker module, for a process that runs the TypeScript sources (tests).
  */
 export async function startExecutor(
-  services: Pick<Services, 'redis' | 'store' | 'broker' | 'storage' | 'registry'>,
+  services: Pick<Services, 'redis' | 'store' | 'broker' | 'storage' | 'registry' | 'archive' | 'epoch'>,
   config: Config,
   logger: Logger,
   { workerEntry }: { workerEntry?: string } = {},
@@ -29,11 +29,11 @@ export async function startExecutor(
   const metrics = createExecutorMetrics(services.registry, checks);
   let metricsServer: http.Server | undefined;
   if (config.executor.metricsPort > 0) {
-    metricsServer = serveMetrics(services.registry, config.executor.metricsPort, checks);
+    metricsServer = serveMetrics(services.registry, config.executor.metricsPort, checks, () => services.epoch.report());
     metricsServer.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
   }
-  const { store, broker, storage } = services;
-  const executor = new Executor({ store, broker, storage, logger, metrics }, { ...executorOptions(config), workerEntry });
+  const { store, broker, storage, archive } = services;
+  const executor = new Executor({ store, broker, storage, archive, logger, metrics }, { ...executorOptions(config), workerEntry });
   // Callbacks of jobs finished anywhere (here, by another executor that died since, or cancelled through the API).
   const callbacks = new CallbackDispatcher({ store, logger }, callbackOptions(config));
   await executor.start();

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { JobStore, createLogger, type Renewal, type RenewalState } from '@decisum/shared';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { JobStore, createLogger, createResultsArchive, createStorage, loadConfig, type JobMessage, type Renewal, type RenewalState, type ResultsArchive } from '@decisum/shared';
+import { Archiver } from '../src/archiving';
 import { LeaseManager, type Lease } from '../src/lease';
+import { JobRestorer } from '../src/restore';
 import { serviceUrls } from '../../test/support/services';
 import { waitFor } from '../../test/support/wait';
 
@@ -23,18 +28,31 @@ describe('LeaseManager against the real Redis', () => {
   let store: RecordingStore;
   let prefix: string;
   let clock: number | undefined;
+  let archive: ResultsArchive;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-lease-'));
   const managers: LeaseManager[] = [];
+  const messages = new Map<string, JobMessage>();
 
   const manager = (heartbeatMs: number) => {
-    const m = new LeaseManager(store, { heartbeatMs }, new AbortController().signal, logger);
+    const deps = { store, archive };
+    const m = new LeaseManager(
+      { ...deps, restorer: new JobRestorer(deps), archiver: new Archiver(deps), logger },
+      { heartbeatMs },
+      new AbortController().signal,
+    );
     m.start();
     managers.push(m);
     return m;
   };
-  const newJob = async () => (await store.create({ file: 'a.csv', options })).job.id;
+  const newJob = async (idempotencyKey?: string) => {
+    const { job, message } = await store.create({ file: 'a.csv', options, callbackUrl: 'http://hooks.test/x' }, idempotencyKey);
+    messages.set(job.id, message);
+    return job.id;
+  };
+  const messageOf = (id: string): JobMessage => messages.get(id) ?? { id, file: 'a.csv', options };
   const claim = async (m: LeaseManager, id: string): Promise<Lease> => {
-    const lease = await m.claim(id, new AbortController().signal, logger);
-    if (!lease) { throw new Error(`job ${id} was not claimed`); }
+    const lease = await m.claim(messageOf(id), new AbortController().signal, logger);
+    if (typeof lease === 'string') { throw new Error(`job ${id} was not claimed: ${lease}`); }
     return lease;
   };
   const leaseUntil = async (id: string) => Number(await redis.zscore(`${prefix}:running`, id));
@@ -46,12 +64,17 @@ describe('LeaseManager against the real Redis', () => {
     prefix = `test-lease-${randomUUID().slice(0, 8)}`;
     clock = undefined;
     store = new RecordingStore(redis, { prefix, ttlSeconds: 60, leaseMs: 5000, now: () => clock ?? Date.now() });
+    const config = loadConfig({ DATA_DIR: dataDir, DECISUM_PREFIX: prefix });
+    archive = createResultsArchive(config, createStorage(config).storage);
   });
   afterEach(async () => {
     for (const m of managers.splice(0)) { m.close(); }
     await store.destroy();
   });
-  afterAll(() => redis.quit());
+  afterAll(async () => {
+    await redis.quit();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
 
   it('renews every lease it holds in one batch per beat, extending each', async () => {
     const m = manager(100);
@@ -95,9 +118,9 @@ describe('LeaseManager against the real Redis', () => {
   it('aborts with the caller\'s reason when the caller stops the job', async () => {
     const m = manager(600_000);
     const stop = new AbortController();
-    const lease = await m.claim(await newJob(), stop.signal, logger);
+    const lease = await claimWith(m, await newJob(), stop.signal);
     stop.abort('shutdown');
-    expect(lease?.signal.reason).toBe('shutdown');
+    expect(lease.signal.reason).toBe('shutdown');
   });
 
   it('fences the outcome by attempt: a lapsed attempt writes nothing, the newer one writes once', async () => {
@@ -120,7 +143,65 @@ describe('LeaseManager against the real Redis', () => {
     const m = manager(600_000);
     const id = await newJob();
     await store.cancel(id);
-    expect(await m.claim(id, new AbortController().signal, logger)).toBeUndefined();
-    expect(await m.claim('no-such-job', new AbortController().signal, logger)).toBeUndefined();
+    expect(await m.claim(messageOf(id), new AbortController().signal, logger)).toBe('ack');
+    expect(await m.claim(messageOf('no-such-job'), new AbortController().signal, logger)).toBe('ack');
   });
+
+  it('records a job Redis lost again from its message, idempotency key and callback included, and runs it', async () => {
+    const m = manager(600_000);
+    const id = await newJob('key-1');
+    const before = await store.get(id);
+    expect(messageOf(id)).toMatchObject({ id, createdAt: before?.createdAt, idempotencyKey: 'key-1', callback: { url: 'http://hooks.test/x' } });
+    await store.destroy(); // Redis forgets everything under the prefix, its epoch included.
+
+    const lease = await claim(m, id);
+    expect(lease.attempt).toBe(1);
+    expect(await store.get(id)).toMatchObject({ id, status: 'running', file: 'a.csv', createdAt: before?.createdAt, callback: { status: 'pending' } });
+    expect((await store.create({ file: 'a.csv', options, callbackUrl: 'http://hooks.test/x' }, 'key-1')).job.id).toBe(id);
+  });
+
+  it('drops the message of a job that expired or was removed under the same epoch', async () => {
+    const m = manager(600_000);
+    const id = await newJob();
+    await redis.del(`${prefix}:job:${id}`);
+    expect(await m.claim(messageOf(id), new AbortController().signal, logger)).toBe('ack');
+    expect(await store.get(id)).toBeUndefined();
+  });
+
+  it('does not run again a job Redis lost that the results archive holds finished', async () => {
+    const m = manager(600_000);
+    const id = await newJob();
+    const lease = await claim(m, id);
+    expect(await m.finish(lease, { result })).toBe(true);
+    await archive.put((await store.get(id))!);
+    await store.destroy();
+    expect(await m.claim(messageOf(id), new AbortController().signal, logger)).toBe('ack');
+    expect(await store.get(id)).toBeUndefined();
+  });
+
+  it('keeps a running job whose record Redis lost: the record comes back as its attempt\'s and takes its result', async () => {
+    const m = manager(50);
+    const id = await newJob();
+    const lease = await claim(m, id);
+    await store.destroy();
+    await waitFor(async () => ((await store.get(id))?.status === 'running' ? true : undefined), { what: 'the renewal to restore the record' });
+    expect(lease.signal.aborted).toBe(false);
+    expect(await m.finish(lease, { result })).toBe(true);
+    expect(await store.get(id)).toMatchObject({ status: 'succeeded', attempts: 1, result });
+  });
+
+  it('writes the result of a job whose record vanished just before the outcome, when Redis lost it', async () => {
+    const m = manager(600_000);
+    const id = await newJob();
+    const lease = await claim(m, id);
+    await store.destroy();
+    expect(await m.finish(lease, { result })).toBe(true);
+    expect(await store.get(id)).toMatchObject({ status: 'succeeded', result });
+  });
+
+  async function claimWith(m: LeaseManager, id: string, stop: AbortSignal): Promise<Lease> {
+    const lease = await m.claim(messageOf(id), stop, logger);
+    if (typeof lease === 'string') { throw new Error(`job ${id} was not claimed: ${lease}`); }
+    return lease;
+  }
 });

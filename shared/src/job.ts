@@ -107,18 +107,24 @@ export const JobPageSchema = z.object({
 });
 export type JobPage = z.infer<typeof JobPageSchema>;
 
-/** The queue message: just enough to find the job; Redis holds the truth. */
+/**
+ * The queue message: a durable copy of the job, enough to record it again should Redis lose it (see
+ * DESIGN "Durability"), and the Redis epoch it was recorded under. Redis holds the truth while it has
+ * the record. The copy's fields are optional so messages published before they existed still decode.
+ */
 export const JobMessageSchema = z.object({
   id: z.string().min(1),
   file: z.string().min(1),
   options: JobOptionsSchema,
+  createdAt: z.string().optional(),
+  /** The job's owner, once jobs have owners. */
+  owner: z.string().optional(),
+  idempotencyKey: z.string().optional(),
+  callback: CallbackRequestSchema.optional(),
+  /** The Redis epoch the job was recorded under: a different one now means Redis lost its data since. */
+  epoch: z.string().optional(),
 });
 export type JobMessage = z.infer<typeof JobMessageSchema>;
-
-/** The message that carries a recorded job to the executors. */
-export function jobMessage(job: Pick<Job, 'id' | 'file' | 'options'>): JobMessage {
-  return { id: job.id, file: job.file, options: job.options };
-}
 
 export const ActiveCountSchema = z.object({
   active: z.number().int(),

@@ -2,7 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
-import { JobSchema, ProgressSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
+import { ensureEpochLua, epochKey } from './epoch';
+import {
+  JobMessageSchema,
+  JobSchema,
+  ProgressSchema,
+  type ActiveCount,
+  type Job,
+  type JobMessage,
+  type JobPage,
+  type JobResult,
+  type Progress,
+} from './job';
 import { FINAL_STATUSES, type JobStatus } from './status';
 
 /**
@@ -17,6 +28,7 @@ import { FINAL_STATUSES, type JobStatus } from './status';
  *   events     stream, capped: the job's hash after every state change (or `gone` when a record is taken back)
  *   progress   stream, short: `{id, owner, progress}` each time a running job's progress changes
  *   callbacks  zset id → due ms: final jobs whose callback is still to be delivered (or a delivery's lease)
+ *   epoch      the Redis epoch (see epoch.ts); each job's hash keeps the one it was recorded under
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one;
  * the script also appends the change to the events stream, so an event is never lost nor ahead of its change.
  */
@@ -38,24 +50,56 @@ const PROGRESS_HISTORY = 1000;
 
 const SCRIPTS = {
   create: {
-    keys: 7, // job, jobs, queued, outbox, seq, idem, events
+    keys: 8, // job, jobs, queued, outbox, seq, idem, events, epoch
     lua: `
       if ARGV[7] == '1' then
         local existing = redis.call('GET', KEYS[6])
         if existing and redis.call('EXISTS', KEYS[1]:gsub('[^:]+$', existing)) == 1 then return {0, existing} end
       end
+      ${ensureEpochLua(8, 10)}
       local seq = redis.call('INCR', KEYS[5])
       redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
-        'createdAt', ARGV[4], 'attempts', 0, 'seq', seq)
+        'createdAt', ARGV[4], 'attempts', 0, 'seq', seq, 'epoch', epoch)
       if ARGV[8] ~= '' then
         redis.call('HSET', KEYS[1], 'callbackUrl', ARGV[8], 'callbackStatus', 'pending', 'callbackAttempts', 0)
       end
       redis.call('ZADD', KEYS[2], seq, ARGV[1])
       redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
       redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-      if ARGV[7] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
+      if ARGV[7] == '1' then
+        redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6])
+        redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[11])
+      end
       ${emit(7, 9)}
       return {1, ARGV[1]}`,
+  },
+  restore: {
+    keys: 8, // job, jobs, queued, running, seq, idem, events, epoch
+    lua: `
+      if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+      if redis.call('GET', KEYS[8]) == ARGV[10] then return 'same-epoch' end
+      ${ensureEpochLua(8, 11)}
+      local seq = redis.call('INCR', KEYS[5])
+      redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'createdAt', ARGV[4],
+        'attempts', ARGV[13], 'seq', seq, 'epoch', epoch, 'restoredAt', ARGV[15])
+      if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[12]) end
+      if ARGV[8] ~= '' then
+        redis.call('HSET', KEYS[1], 'callbackUrl', ARGV[8], 'callbackStatus', 'pending', 'callbackAttempts', 0)
+      end
+      if ARGV[7] ~= '' then
+        redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[7])
+        redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6], 'NX')
+      end
+      redis.call('ZADD', KEYS[2], seq, ARGV[1])
+      if ARGV[13] == '0' then
+        redis.call('HSET', KEYS[1], 'status', 'queued')
+        redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+      else
+        redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[15])
+        redis.call('ZADD', KEYS[4], ARGV[14], ARGV[1])
+      end
+      ${emit(7, 9)}
+      return 'restored'`,
   },
   discard: {
     keys: 6, // job, jobs, queued, outbox, idem, events
@@ -189,6 +233,17 @@ export type ClaimOutcome =
   | { kind: 'busy'; leaseUntil: number }
   | { kind: 'finished'; status: JobStatus }
   | { kind: 'missing' };
+
+/** A queue message that carries enough to record its job again, and the epoch it was made under. */
+export type DurableCopy = JobMessage & { createdAt: string; epoch: string };
+
+/** Whether a message carries a durable copy (messages published before decisum made them do not). */
+export function isDurableCopy(message: JobMessage): message is DurableCopy {
+  return message.createdAt !== undefined && message.epoch !== undefined;
+}
+
+/** What a restore did: recorded the job again, found a record already, or found the same epoch (the job expired or was removed). */
+export type RestoreOutcome = 'restored' | 'exists' | 'same-epoch';
 
 export interface NewJob {
   file: string;
@@ -351,7 +406,7 @@ export class JobStore {
   }
 
   /** Records a job; with an idempotency key that already made a job, returns that job instead. */
-  async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; created: boolean }> {
+  async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; message: JobMessage; created: boolean }> {
     const id = randomUUID();
     const now = this.now();
     const [created, jobId] = (await this.run(
@@ -364,6 +419,7 @@ export class JobStore {
         this.key('seq'),
         this.key('idem', idempotencyKey ?? '-'),
         this.streams.events,
+        epochKey(this.prefix),
       ],
       [
         id,
@@ -375,11 +431,52 @@ export class JobStore {
         idempotencyKey === undefined ? '0' : '1',
         job.callbackUrl ?? '',
         this.history,
+        randomUUID(),
+        idempotencyKey ?? '',
       ],
     )) as [number, string];
-    const stored = await this.get(jobId);
+    const stored = await this.copy(jobId);
     if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
-    return { job: stored, created: created === 1 };
+    return { ...stored, created: created === 1 };
+  }
+
+  /**
+   * Records again a job Redis lost, from the durable copy its queue message carries: only when there is
+   * no record of it and Redis's epoch is not the one the copy was made under (the same epoch means the
+   * job expired or was removed, not lost). Queued, or with `running`, held by that attempt's lease.
+   */
+  async restore(copy: DurableCopy, running?: { attempt: number }): Promise<RestoreOutcome> {
+    const now = this.now();
+    return (await this.run(
+      'restore',
+      [
+        this.jobKey(copy.id),
+        this.key('jobs'),
+        this.key('queued'),
+        this.key('running'),
+        this.key('seq'),
+        this.key('idem', copy.idempotencyKey ?? '-'),
+        this.streams.events,
+        epochKey(this.prefix),
+      ],
+      [
+        copy.id,
+        copy.file,
+        JSON.stringify(copy.options),
+        copy.createdAt,
+        now,
+        this.options.ttlSeconds,
+        copy.idempotencyKey ?? '',
+        copy.callback?.url ?? '',
+        this.history,
+        copy.epoch,
+        randomUUID(),
+        copy.owner ?? '',
+        running?.attempt ?? 0,
+        now + this.options.leaseMs,
+        new Date(now).toISOString(),
+      ],
+    )) as RestoreOutcome;
   }
 
   /** Removes a job that was never published (the broker refused it), so a 503 leaves nothing behind. */
@@ -404,6 +501,13 @@ export class JobStore {
   async get(id: string): Promise<Job | undefined> {
     const h = await this.redis.hgetall(this.jobKey(id));
     return toJob(h);
+  }
+
+  /** The job and its durable copy (what its queue message carries), read together; undefined when there is no record. */
+  async copy(id: string): Promise<{ job: Job; message: JobMessage } | undefined> {
+    const h = await this.redis.hgetall(this.jobKey(id));
+    const job = toJob(h);
+    return job && { job, message: toMessage(h) };
   }
 
   async claim(id: string): Promise<ClaimOutcome> {
@@ -610,6 +714,14 @@ export class JobStore {
       cursor = next;
     } while (cursor !== '0');
   }
+}
+
+/** The durable copy of a job, from its hash: what its queue message carries. */
+function toMessage(h: Record<string, string>): JobMessage {
+  const copy: Record<string, unknown> = { id: h.id, file: h.file, options: parseJson(h.options), createdAt: h.createdAt };
+  for (const field of ['owner', 'idempotencyKey', 'epoch'] as const) { if (h[field]) { copy[field] = h[field]; } }
+  if (h.callbackUrl) { copy.callback = { url: h.callbackUrl }; }
+  return JobMessageSchema.parse(copy);
 }
 
 /** A job's hash read back through the job's schema, so a record that does not fit is refused rather than cast. */

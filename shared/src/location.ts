@@ -11,6 +11,14 @@ function outside(input: string): AppError {
   });
 }
 
+/** decisum's own folder under DATA_DIR (the results archive by default): never listed, read or written through the API. */
+export const RESERVED_DIR = '.decisum';
+
+/** Whether a local path (relative to DATA_DIR, normalised) lies in decisum's own folder. */
+export function isReserved(relative: string): boolean {
+  return relative === RESERVED_DIR || relative.startsWith(`${RESERVED_DIR}/`);
+}
+
 /**
  * Parses a job's file: `s3://bucket/key`, `file:relative/path` or `relative/path`.
  * Local paths come back normalised and relative to DATA_DIR; anything that would leave it is refused.
@@ -34,6 +42,9 @@ export function parseLocation(input: string): Location {
   if (path.isAbsolute(raw) || path.win32.isAbsolute(raw)) { throw outside(input); }
   const normal = path.posix.normalize(raw.replace(/\\/g, '/'));
   if (normal === '..' || normal.startsWith('../')) { throw outside(input); }
+  if (isReserved(normal)) {
+    throw new AppError('PATH_RESERVED', `${input}: ${RESERVED_DIR}/ is decisum's own folder`, { status: 403 });
+  }
   return { kind: 'local', path: normal === '.' ? '' : normal };
 }
 

@@ -39,8 +39,17 @@ export type FileWritten = z.infer<typeof FileWrittenSchema>;
 export const HealthSchema = z.object({ status: z.literal('ok') });
 export type Health = z.infer<typeof HealthSchema>;
 
+export const RedisEpochSchema = z
+  .object({
+    current: z.string().optional().describe('the Redis epoch this process saw last'),
+    changes: z.number().int().describe('times this process saw the epoch change since it started: each means Redis lost its data'),
+    lastChange: z.object({ at: z.string(), previous: z.string(), current: z.string() }).optional(),
+  })
+  .describe('a change does not make the process unready (jobs are recorded again from their messages); it is logged, counted and alerted on');
+
 export const ReadySchema = z.object({
   status: z.enum(['ready', 'unavailable']),
   checks: z.record(z.string(), z.boolean()).describe('each dependency by name: whether it answered'),
+  redisEpoch: RedisEpochSchema.optional(),
 });
 export type Ready = z.infer<typeof ReadySchema>;

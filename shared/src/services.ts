@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import { createResultsArchive, type ResultsArchive } from './archive';
 import { Broker, topologyFor } from './broker';
 import type { Config } from './config';
+import { RedisEpoch, watchEpoch } from './epoch';
 import { JobFeed } from './feed';
 import { JobStore, jobStoreOptions } from './jobStore';
 import type { Logger } from './logger';
@@ -25,6 +27,10 @@ export interface Services {
   storage: Storage;
   /** Default Node.js metrics; each process adds its own. */
   registry: Registry;
+  /** The Redis epoch, checked at every (re)connection: a change is logged, counted and shown on /readyz. */
+  epoch: RedisEpoch;
+  /** The results archive (RESULTS_LOCATION). */
+  archive: ResultsArchive;
   /** Present when opened with `feed: true`. */
   feed?: JobFeed;
   /** Closes everything opened here: the broker first (closing its channels waits for the last acks), the feed, then Redis, then the S3 clients. */
@@ -55,14 +61,20 @@ export async function openServices(config: Config, logger: Logger, options: Serv
   const broker = new Broker({ urls: config.amqpUrls, topology: topologyFor(config.prefix, config.jobs.maxAttempts), logger });
   void broker.start();
   const { storage, clients } = createStorage(config);
+  const registry = createRegistry();
+  const epoch = new RedisEpoch(redis, config.prefix);
+  const unwatch = watchEpoch(epoch, logger, registry);
   return {
     redis,
     store: new JobStore(redis, jobStoreOptions(config)),
     broker,
     storage,
-    registry: createRegistry(),
+    registry,
+    epoch,
+    archive: createResultsArchive(config, storage),
     feed,
     async close() {
+      unwatch();
       await broker.close();
       await feed?.close();
       redis.disconnect();

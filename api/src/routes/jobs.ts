@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { AppError, JOB_STATUSES, JobSubmissionSchema, type JobFeed, type JobStore } from '@decisum/shared';
+import { AppError, JOB_STATUSES, JobSubmissionSchema, type Job, type JobFeed, type JobStore, type ResultsArchive } from '@decisum/shared';
 import { canSee, type Principal } from '../auth';
 import { SAMPLE_ID, examples, type ApiDocs } from '../openapi';
 import { submitJob, type SubmitDeps } from '../submit';
@@ -9,6 +9,8 @@ import { parse } from '../validate';
 export type JobsDeps = SubmitDeps & {
   store: JobStore;
   feed: JobFeed;
+  /** Finished jobs past Redis: read when Redis has no record. */
+  archive?: ResultsArchive;
   /** Aborted when the API stops: waiting requests answer at once with the job as it is. */
   stopping?: AbortSignal;
 };
@@ -53,6 +55,12 @@ function jobIdOf(req: Request, res: Response): string {
 
 export function noSuchJob(id: string): AppError {
   return new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
+}
+
+/** The job as Redis holds it, or as the results archive kept it once finished (Redis lost or expired it); only if the principal may see it. */
+export async function findJob(deps: Pick<JobsDeps, 'store' | 'archive'>, principal: Principal, id: string): Promise<Job | undefined> {
+  const job = (await deps.store.get(id)) ?? (await deps.archive?.get(id));
+  return job && canSee(principal, job) ? job : undefined;
 }
 
 /** The jobs API, mounted at /api/v1/jobs: each handler with the OpenAPI operation it answers to. */
@@ -172,8 +180,8 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       const { wait } = parse(GetQuerySchema, req.query, 'query');
       const principal = res.locals.principal as Principal;
       const read = async () => {
-        const job = await store.get(id);
-        if (!job || !canSee(principal, job)) { throw noSuchJob(id); }
+        const job = await findJob(deps, principal, id);
+        if (!job) { throw noSuchJob(id); }
         return job;
       };
       if (!wait) {
@@ -193,7 +201,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       tags: ['jobs'],
       summary: 'Get a job, or wait for it to finish',
       description:
-        '`result` is present once the job succeeded, `error` once it failed. With `?wait=SECONDS` the answer comes as soon as the job is final ' +
+        '`result` is present once the job succeeded, `error` once it failed; a finished job Redis no longer holds is read from the results archive. With `?wait=SECONDS` the answer comes as soon as the job is final ' +
         '(within milliseconds of its outcome being written), or when the time is up with the job as it is then: no need to poll.',
       request: { params: idParams, query: GetQuerySchema },
       responses: {

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { HealthSchema, ReadySchema, type Health, type Ready } from '@decisum/shared';
+import { HealthSchema, ReadySchema, type EpochReport, type Health, type Ready } from '@decisum/shared';
 import type { ApiDocs } from '../openapi';
 import type { Metrics } from '../metrics';
 
@@ -7,10 +7,12 @@ export interface OperationsDeps {
   /** Readiness checks by name: each resolves true when its dependency answers. */
   ready: Record<string, () => Promise<boolean> | boolean>;
   metrics?: Metrics;
+  /** What this process knows of the Redis epoch, shown on /readyz. */
+  epoch?: () => EpochReport;
 }
 
 /** Liveness, readiness and Prometheus metrics. */
-export function createOperationsRouter({ ready, metrics }: OperationsDeps, docs: ApiDocs): Router {
+export function createOperationsRouter({ ready, metrics, epoch }: OperationsDeps, docs: ApiDocs): Router {
   const router = Router();
   const routes = docs.routes(router);
   const tags = ['operations'];
@@ -35,12 +37,12 @@ export function createOperationsRouter({ ready, metrics }: OperationsDeps, docs:
           .catch(() => false);
       }
       const ok = Object.values(checks).every(Boolean);
-      res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks } satisfies Ready);
+      res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks, redisEpoch: epoch?.() } satisfies Ready);
     },
     {
       path: '/readyz',
       tags,
-      summary: 'Readiness: Redis and RabbitMQ reachable',
+      summary: 'Readiness: Redis and RabbitMQ reachable; whether Redis lost its data (redisEpoch)',
       responses: {
         200: { description: 'Ready', content: { 'application/json': { schema: ReadySchema, example: { status: 'ready', checks: { rabbitmq: true, redis: true } } } } },
         503: {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../errors';
-import type { Location } from '../location';
+import { isReserved, type Location } from '../location';
 import { cancelled, errnoOf, fileExists, type ReadPolicy } from './backoff';
 import { isDirectory, LocalFile, mapLocalError, type LocalFs } from './local-file';
 import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
@@ -129,6 +129,8 @@ export class LocalStorage implements Storage {
       for (const d of dirents) {
         if (d.name.startsWith(TEMP_MARK)) { continue; }
         const logicalChild = logical ? `${logical}/${d.name}` : d.name;
+        // decisum's own folder (the results archive) is not the user's to see.
+        if (isReserved(logicalChild)) { continue; }
         const child = path.join(realDir, d.name);
         if (d.isDirectory()) {
           await walk(child, logicalChild);
