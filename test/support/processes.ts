@@ -321,6 +321,30 @@ export class Cluster {
     });
   }
 
+  /** The job as `GET /api/v1/jobs/{id}` answers it (Redis, or the results archive), or undefined for any other answer than 200. */
+  async fetchJob(id: string, api = this.url): Promise<Job | undefined> {
+    const res = await fetch(`${api}/api/v1/jobs/${id}`).catch(() => undefined);
+    return res?.status === 200 ? ((await res.json()) as Job) : undefined;
+  }
+
+  /** Waits for the API to answer the job final, as a client sees it (a 404 or 503 meanwhile is waited through). */
+  async waitForJobViaApi(id: string, timeoutMs = 90_000): Promise<Job> {
+    return waitFor(
+      async () => {
+        const job = await this.fetchJob(id);
+        return job && isFinal(job.status) ? job : undefined;
+      },
+      { timeoutMs, intervalMs: 200, what: `the API to answer job ${id} final` },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.logs()}`);
+    });
+  }
+
+  /** Log lines with this message from every process, each with the process's name. */
+  loggedEverywhere(msg: string | RegExp): (LogLine & { process: string })[] {
+    return [...this.apis, ...this.executors].flatMap((p) => p.logged(msg).map((l) => ({ ...l, process: p.name })));
+  }
+
   /** Waits for `GET /api/v1/jobs/active` to answer 0, as a client sees it. */
   async waitForNoActive(timeoutMs = 30_000): Promise<void> {
     await waitFor(async () => ((await this.active()).active === 0 ? true : undefined), {
