@@ -188,7 +188,11 @@ describe('the pipeline: API → RabbitMQ → executors → Redis', () => {
 
   it('reports health and readiness', async () => {
     expect((await api().get('/healthz').expect(200)).body).toEqual({ status: 'ok' });
-    expect((await api().get('/readyz').expect(200)).body).toEqual({ status: 'ready', checks: { rabbitmq: true, redis: true } });
+    expect((await api().get('/readyz').expect(200)).body).toEqual({
+      status: 'ready',
+      checks: { rabbitmq: true, redis: true },
+      redisEpoch: { current: expect.any(String) as string, changes: 0 },
+    });
     const res = await api().get('/api/v1/nothing-here').expect(404);
     expect(problemOf(res).code).toBe('NOT_FOUND');
   });

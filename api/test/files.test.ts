@@ -96,6 +96,28 @@ describe('local files', () => {
   });
 });
 
+describe("decisum's own folder (.decisum/, the results archive)", () => {
+  test('is never listed, read or written: 403 PATH_RESERVED', async () => {
+    const doc = path.join(dataDir, '.decisum', 'results', 'p', 'job.json');
+    fs.mkdirSync(path.dirname(doc), { recursive: true });
+    fs.writeFileSync(doc, '{"secret":true}\n');
+    fs.writeFileSync(path.join(dataDir, 'visible.csv'), 'a\n1\n');
+
+    const root = await request(app).get('/api/v1/files/local/').expect(200);
+    const paths = listingOf(root).entries.map((e) => e.path);
+    expect(paths).toContain('visible.csv');
+    expect(paths.filter((p) => p.startsWith('.decisum'))).toEqual([]);
+    for (const target of ['.decisum/', '.decisum/results/p/job.json', 'x/%2e%2e/.decisum/results/p/job.json', '.decisum/results/']) {
+      const res = await request(app).get(`/api/v1/files/local/${target}`);
+      expect([res.status, problemOf(res).code]).toEqual([403, 'PATH_RESERVED']);
+      expect(JSON.stringify(res.body)).not.toContain(dataDir);
+    }
+    const put = await request(app).put('/api/v1/files/local/.decisum/results/p/job.json').send('{}');
+    expect([put.status, problemOf(put).code]).toEqual([403, 'PATH_RESERVED']);
+    expect(fs.readFileSync(doc, 'utf8')).toBe('{"secret":true}\n');
+  });
+});
+
 describe('If-None-Match: * (create, never replace)', () => {
   test('a new file is written; an existing one is refused with 412 FILE_EXISTS and left as it was', async () => {
     const url = '/api/v1/files/local/once/a.csv';
