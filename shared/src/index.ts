@@ -1,6 +1,7 @@
 export * from './config';
 export * from './errors';
 export * from './job';
+export * from './limits';
 export * from './status';
 export * from './location';
 export * from './logger';

@@ -1,10 +1,10 @@
 import { z } from 'zod';
+import { DELIMITERS } from './delimiters';
 import { JOB_STATUSES } from './status';
 
 /** One schema per thing that crosses a boundary: the HTTP body, the queue message, the stored job. */
 
-export const DELIMITERS = [',', ';', '\t', '|'] as const;
-export type Delimiter = (typeof DELIMITERS)[number];
+export { DELIMITERS, type Delimiter } from './delimiters';
 
 export const JobOptionsSchema = z.object({
   step: z.number().int().min(1).max(1_000_000).default(10).describe('sum every step-th data column'),

@@ -11,7 +11,10 @@ import {
   type Progress,
   type RetryInfo,
 } from '@decisum/shared';
-import { CsvError, Engine, mergePartials, type Layout, type PartialSums } from './core';
+import { Engine } from './engine';
+import { CsvError } from './errors';
+import type { Layout } from './header';
+import { mergePartials, type PartialSums } from './sums';
 import { engineConfig, toAppError, type EngineOptions } from './options';
 import type { RangeMessage, RangeTask } from './worker';
 
@@ -186,7 +189,7 @@ async function sumRangeHere(
   signal: AbortSignal | undefined,
   progress: (bytes: number, rows: number) => void,
 ): Promise<PartialSums> {
-  const engine = new Engine({ step: 1, offset: 0, header: false, maxRecordBytes, layout: header.layout, bufferBytes });
+  const engine = Engine.forRange({ layout: header.layout, maxRecordBytes, bufferBytes });
   try {
     for await (const chunk of object.chunks({ start })) {
       throwIfCancelled(signal);

@@ -192,7 +192,7 @@ describe('numbers', () => {
     expect(result.columns[0]).toMatchObject({ sum: '0.3', value: 0.3 });
   });
 
-  it.each(['abc', '1,5', '1.2.3', '--1', '1e', 'e5', '.', '-', 'NaN', 'Infinity', '0x10', '1 2', '1e99999'])(
+  it.each(['abc', '1,5', '1.2.3', '--1', '1e', 'e5', '.', '-', 'NaN', 'Infinity', '0x10', '1 2'])(
     'refuses %j with NON_NUMERIC, row and column',
     (cell) => {
       const err = failure(`a,b\n1,2\n3,"${cell}"\n`, every);
