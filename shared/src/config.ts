@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseLocation } from './location';
 import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
+import { DEFAULT_MAX_COLUMNS, DEFAULT_MAX_HEADER_BYTES, type ReadLimits } from './limits';
 import { DEFAULT_READ_POLICY } from './storage/backoff';
 
 const bool = z
@@ -79,6 +80,8 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
   RETRY_BACKOFF_MS: int(0).default(1000),
   EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
+  MAX_COLUMNS: int(1, 100_000_000).default(DEFAULT_MAX_COLUMNS),
+  MAX_HEADER_BYTES: int(1024, 64 * 1024 * 1024).default(DEFAULT_MAX_HEADER_BYTES),
   CALLBACK_HOSTS: z
     .string()
     .transform((v, ctx) => {
@@ -140,6 +143,8 @@ export interface Config {
     /** 0 turns the executor's /metrics server off. */
     metricsPort: number;
     retryBackoffMs: number;
+    /** Bounds of one job's read (MAX_COLUMNS, MAX_HEADER_BYTES): a file past them fails its job at its header. */
+    limits: ReadLimits;
   };
   jobs: {
     maxAttempts: number;
@@ -223,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       threads: e.EXECUTOR_THREADS,
       metricsPort: e.EXECUTOR_METRICS_PORT,
       retryBackoffMs: e.RETRY_BACKOFF_MS,
+      limits: { maxColumns: e.MAX_COLUMNS, maxHeaderBytes: e.MAX_HEADER_BYTES },
     },
     jobs: {
       maxAttempts: e.MAX_ATTEMPTS,
