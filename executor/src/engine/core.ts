@@ -63,6 +63,8 @@ export interface EngineConfig {
   bufferBytes?: number;
   /** Plain rows through the WebAssembly SIMD fast path (simd.ts); true when absent. */
   simd?: boolean;
+  /** The WebAssembly instance to use (one taken from SimdRows' pool); a new one when absent. */
+  simdRows?: SimdRows;
 }
 
 /** Exact per-column sums as BigInt strings at their scales: what a worker sends back. */
@@ -246,7 +248,7 @@ export class Engine {
   constructor(private readonly cfg: EngineConfig) {
     // Typed-array views of WebAssembly memory read it as little-endian, as the host must be.
     // A header-only engine (the parallel runner's) never reaches a data row, so it needs no instance.
-    this.simd = cfg.simd !== false && !cfg.headerOnly && LITTLE_ENDIAN ? new SimdRows() : null;
+    this.simd = cfg.simd !== false && !cfg.headerOnly && LITTLE_ENDIAN ? (cfg.simdRows ?? new SimdRows()) : null;
     this.useBuffer(alignedBuffer(cfg.bufferBytes ?? 1 << 20, this.simd));
     this.scratch2 = Buffer.allocUnsafeSlow(0);
     if (cfg.layout) { this.setLayout(cfg.layout); }
