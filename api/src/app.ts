@@ -40,6 +40,9 @@ export function createApp(deps: AppDeps): App {
   const { logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // No weak ETag (a SHA-1 of every JSON answer): job records change under the client, and file
+  // downloads set their own.
+  app.set('etag', false);
   app.set('trust proxy', true);
   if (metrics) { app.use(timeRequests(metrics)); }
   app.use(
