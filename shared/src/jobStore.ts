@@ -42,7 +42,10 @@ const SCRIPTS = {
     lua: `
       if ARGV[7] == '1' then
         local existing = redis.call('GET', KEYS[6])
-        if existing and redis.call('EXISTS', KEYS[1]:gsub('[^:]+$', existing)) == 1 then return {0, existing} end
+        if existing then
+          local record = redis.call('HGETALL', KEYS[1]:gsub('[^:]+$', existing))
+          if #record > 0 then return {0, existing, record} end
+        end
       end
       local seq = redis.call('INCR', KEYS[5])
       redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
@@ -55,7 +58,7 @@ const SCRIPTS = {
       redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
       if ARGV[7] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
       ${emit(7, 9)}
-      return {1, ARGV[1]}`,
+      return {1, ARGV[1], redis.call('HGETALL', KEYS[1])}`,
   },
   discard: {
     keys: 6, // job, jobs, queued, outbox, idem, events
@@ -253,8 +256,7 @@ export const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
 /** One stream entry back as an event; undefined (and nothing thrown) for an entry that does not decode. */
 export function decodeEvent(stream: StreamName, id: string, fields: string[]): JobEvent | undefined {
-  const h: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) { h[fields[i]] = fields[i + 1]; }
+  const h = fieldsOf(fields);
   const owner = h.owner || undefined;
   if (!h.id) { return undefined; }
   if (stream === 'progress') {
@@ -268,6 +270,13 @@ export function decodeEvent(stream: StreamName, id: string, fields: string[]): J
   } catch {
     return undefined;
   }
+}
+
+/** A flat [field, value, …] reply (HGETALL in a script, a stream entry) as a hash. */
+function fieldsOf(fields: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) { h[fields[i]] = fields[i + 1]; }
+  return h;
 }
 
 function parseJsonSafe(raw: string | undefined): unknown {
@@ -354,7 +363,7 @@ export class JobStore {
   async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; created: boolean }> {
     const id = randomUUID();
     const now = this.now();
-    const [created, jobId] = (await this.run(
+    const [created, jobId, record] = (await this.run(
       'create',
       [
         this.jobKey(id),
@@ -376,8 +385,9 @@ export class JobStore {
         job.callbackUrl ?? '',
         this.history,
       ],
-    )) as [number, string];
-    const stored = await this.get(jobId);
+    )) as [number, string, string[]];
+    // The script returns the record it wrote (or found): no second round trip to read it.
+    const stored = toJob(fieldsOf(record));
     if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
     return { job: stored, created: created === 1 };
   }
