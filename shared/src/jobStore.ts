@@ -43,7 +43,7 @@ const SCRIPTS = {
       if ARGV[7] == '1' then
         local existing = redis.call('GET', KEYS[6])
         if existing then
-          local record = redis.call('HGETALL', KEYS[1]:gsub('[^:]+$', existing))
+          local record = redis.call('HGETALL', (KEYS[1]:gsub('[^:]+$', existing)))
           if #record > 0 then return {0, existing, record} end
         end
       end
