@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
@@ -187,6 +187,18 @@ const SCRIPTS = {
 
 type ScriptName = keyof typeof SCRIPTS;
 
+const shas = new Map<string, string>();
+
+/** The SHA-1 Redis knows a script by. */
+function shaOf(lua: string): string {
+  let sha = shas.get(lua);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(lua).digest('hex');
+    shas.set(lua, sha);
+  }
+  return sha;
+}
+
 export type ClaimOutcome =
   | { kind: 'claimed'; attempt: number }
   | { kind: 'busy'; leaseUntil: number }
@@ -325,7 +337,13 @@ export class JobStore {
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
-    const [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...keys, ...args.map(String)), name);
+    const argv = [...keys, ...args.map(String)];
+    // By its SHA-1 (40 bytes, not the script's text); a server that does not hold the script yet
+    // (a new one, or a failover) answers NOSCRIPT without running anything, and then gets the text.
+    let [[err, reply]] = await this.confirmed(this.redis.pipeline().evalsha(shaOf(script.lua), keys.length, ...argv), name);
+    if (err && err.message.startsWith('NOSCRIPT')) {
+      [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...argv), name);
+    }
     if (err) { throw err; }
     return reply;
   }
