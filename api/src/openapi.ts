@@ -53,6 +53,7 @@ const sampleResult = {
 export const examples = (() => {
   const queued: Job = {
     id: SAMPLE_ID,
+    owner: 'alice',
     status: 'queued',
     file: 's3://decisum/data.csv',
     options: { step: 10, offset: 0 },
