@@ -30,6 +30,15 @@ function setTimeouts(server: Server): void {
   server.setTimeout(SERVER_TIMEOUTS.idleSocketMs, (socket) => socket.destroy());
 }
 
+/** Stops listening; idle keep-alive connections close now, requests still running get graceMs to finish. */
+async function closeServer(server: Server, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(cut);
+}
+
 /** The API's /metrics, /healthz and /readyz on METRICS_PORT, apart from the public port; undefined when it is 0. */
 async function startMetrics(services: Pick<Services, 'registry'>, config: Config, host: string, logger: Logger): Promise<Server | undefined> {
   if (config.metricsPort === 0) { return undefined; }
@@ -77,8 +86,11 @@ export async function startApi(
   sweeper.start();
   const { port } = server.address() as AddressInfo;
   const metricsPort = metricsServer && (metricsServer.address() as AddressInfo).port;
-  const mode = config.tokens.length === 0 ? 'protected mode: no API tokens, answering this machine only' : `${config.tokens.length} API token(s)`;
-  logger.info({ host, port, metricsPort, dataDir: config.dataDir, prefix: config.prefix }, `api listening; ${mode}`);
+  const mode = config.tokens.length === 0 ? 'protected' : 'tokens';
+  logger.info({ host, port, metricsPort, mode, dataDir: config.dataDir, prefix: config.prefix }, 'api listening');
+  if (mode === 'protected') {
+    logger.info('protected mode: no API_TOKENS configured, so only clients on this machine (Host localhost, 127.0.0.1 or [::1]) are answered');
+  }
   const base = (p: number) => `http://${host.includes(':') ? `[${host}]` : host}:${p}`;
   return {
     url: base(port),
@@ -89,7 +101,7 @@ export async function startApi(
       // Waiting requests answer and event streams end now, or the server would wait for them to close.
       stopping.abort();
       metricsServer?.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server, config.shutdownGraceMs);
       await sweeper.stop();
     },
   };
