@@ -23,6 +23,8 @@ function clientError(e: { type?: string; status?: number; expose?: boolean; mess
 /** Any error reaching the client becomes an AppError: ours keep their code, a malformed request is a 4xx, the rest are 500s (or 503s for Redis). */
 export function asAppError(err: unknown): AppError {
   if (err instanceof AppError) { return err; }
+  // The router's decoding of a path parameter: %c0%ae, a lone %.
+  if (err instanceof URIError) { return new AppError('MALFORMED_REQUEST', 'the path holds a malformed percent-encoding', { status: 400 }); }
   const client = err !== null && typeof err === 'object' ? clientError(err) : undefined;
   if (client) { return client; }
   if (isRedisUnavailable(err)) {
