@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { problemOf, jobOf } from '../support/http';
 import { startStack, type Stack } from '../support/stack';
 import { apiTokens, bearer, testToken } from './helpers';
 
@@ -33,42 +34,42 @@ describe('API tokens', () => {
   ] as const)('%s %s without a token: 401 UNAUTHORIZED with WWW-Authenticate', async (method, path) => {
     const res = await request(stack.url)[method](path).expect(401);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(res.body.code).toBe('UNAUTHORIZED');
+    expect(problemOf(res).code).toBe('UNAUTHORIZED');
     expect(res.headers['www-authenticate']).toBe('Bearer realm="decisum"');
   });
 
   it('refuses a wrong token, a non-Bearer scheme and a hash sent as the token, and queues nothing', async () => {
     const wrong = await request(stack.url).post('/api/v1/jobs').set('Authorization', 'Bearer dcs_not-a-token').send({ file: 'sample.csv' }).expect(401);
-    expect(wrong.body.code).toBe('UNAUTHORIZED');
+    expect(problemOf(wrong).code).toBe('UNAUTHORIZED');
     expect(wrong.headers['www-authenticate']).toBe('Bearer realm="decisum", error="invalid_token"');
     const basic = await request(stack.url).post('/api/v1/jobs').set('Authorization', `Basic ${Buffer.from('a:b').toString('base64')}`).send({ file: 'sample.csv' }).expect(401);
-    expect(basic.body.code).toBe('UNAUTHORIZED');
+    expect(problemOf(basic).code).toBe('UNAUTHORIZED');
     const hash = await request(stack.url).post('/api/v1/jobs').set('Authorization', `Bearer ${writer.entry.sha256}`).send({ file: 'sample.csv' }).expect(401);
-    expect(hash.body.code).toBe('UNAUTHORIZED');
+    expect(problemOf(hash).code).toBe('UNAUTHORIZED');
     await nothingQueued();
   });
 
   it('refuses a token without the scope with 403 FORBIDDEN, and queues nothing', async () => {
     const res = await request(stack.url).post('/api/v1/jobs').set(bearer(reader)).send({ file: 'sample.csv' }).expect(403);
-    expect(res.body.code).toBe('FORBIDDEN');
-    expect(res.body.detail).toContain('jobs:write');
+    expect(problemOf(res).code).toBe('FORBIDDEN');
+    expect(problemOf(res).detail).toContain('jobs:write');
     expect(res.headers['www-authenticate']).toContain('error="insufficient_scope"');
     await nothingQueued();
-    expect((await request(stack.url).get('/api/v1/jobs').set(bearer(files)).expect(403)).body.code).toBe('FORBIDDEN');
+    expect(problemOf(await request(stack.url).get('/api/v1/jobs').set(bearer(files)).expect(403)).code).toBe('FORBIDDEN');
   });
 
   it('refuses an upload without files:write and a download without files:read, and writes or reads nothing', async () => {
     const put = await request(stack.url).put('/api/v1/files/local/new.csv').set(bearer(files)).send('x,y\n1,2\n').expect(403);
-    expect(put.body.code).toBe('FORBIDDEN');
+    expect(problemOf(put).code).toBe('FORBIDDEN');
     expect(await stack.storage.stat({ kind: 'local', path: 'new.csv' }).catch((e: { code: string }) => e.code)).toBe('FILE_NOT_FOUND');
     const get = await request(stack.url).get('/api/v1/files/local/sample.csv').set(bearer(writer)).expect(403);
-    expect(get.body.code).toBe('FORBIDDEN');
+    expect(problemOf(get).code).toBe('FORBIDDEN');
     expect(get.text).not.toContain('1,2');
   });
 
   it('accepts the right token with the scope', async () => {
     const res = await request(stack.url).post('/api/v1/jobs').set(bearer(writer)).send({ file: 'sample.csv' }).expect(202);
-    expect(res.body.owner).toBe('alice');
+    expect(jobOf(res).owner).toBe('alice');
     await request(stack.url).get('/api/v1/files/local/sample.csv').set(bearer(files)).expect(200);
   });
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
+import { problemOf } from '../support/http';
 import { startStack, type Stack } from '../support/stack';
 
 /** Malformed requests are 4xx with a code, never 500; messages carry no server path; headers harden the page and downloads. */
@@ -22,30 +23,30 @@ describe('HTTP hardening', () => {
     'answers a malformed percent-encoding (%s) with 400 MALFORMED_REQUEST',
     async (url) => {
       const res = await request(stack.url).get(url).expect(400);
-      expect(res.body.code).toBe('MALFORMED_REQUEST');
+      expect(problemOf(res).code).toBe('MALFORMED_REQUEST');
     },
   );
 
   it('refuses a JSON body in koi8-r with 415 UNSUPPORTED_MEDIA_TYPE, and queues nothing', async () => {
     const res = await request(stack.url).post('/api/v1/jobs').set('Content-Type', 'application/json; charset=koi8-r').send('{"file":"sample.csv"}').expect(415);
-    expect(res.body.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(problemOf(res).code).toBe('UNSUPPORTED_MEDIA_TYPE');
     await nothingQueued();
   });
 
   it('refuses Content-Encoding: compress on a submission and on an upload with 415, and writes nothing', async () => {
     const post = await request(stack.url).post('/api/v1/jobs').set('Content-Type', 'application/json').set('Content-Encoding', 'compress').send('{"file":"sample.csv"}').expect(415);
-    expect(post.body.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(problemOf(post).code).toBe('UNSUPPORTED_MEDIA_TYPE');
     const put = await request(stack.url).put('/api/v1/files/local/packed.csv').set('Content-Encoding', 'compress').send('x').expect(415);
-    expect(put.body.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(problemOf(put).code).toBe('UNSUPPORTED_MEDIA_TYPE');
     expect(fs.existsSync(path.join(stack.dataDir, 'packed.csv'))).toBe(false);
     await nothingQueued();
   });
 
   it('answers invalid JSON with 400 VALIDATION and a body over the limit with 413 PAYLOAD_TOO_LARGE', async () => {
     const bad = await request(stack.url).post('/api/v1/jobs').set('Content-Type', 'application/json').send('{"file":').expect(400);
-    expect(bad.body.code).toBe('VALIDATION');
+    expect(problemOf(bad).code).toBe('VALIDATION');
     const big = await request(stack.url).post('/api/v1/jobs').set('Content-Type', 'application/json').send(JSON.stringify({ file: 'x'.repeat(100_000) })).expect(413);
-    expect(big.body.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(problemOf(big).code).toBe('PAYLOAD_TOO_LARGE');
     await nothingQueued();
   });
 

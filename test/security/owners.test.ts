@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { problemOf, jobOf } from '../support/http';
 import { decodeMessage, encodeMessage, jobMessage, type Job } from '@decisum/shared';
 import { EventClient } from '../support/events';
 import { startStack, type Stack } from '../support/stack';
@@ -35,14 +36,14 @@ describe('job owners', () => {
 
   it('answers another owner 404 JOB_NOT_FOUND for get, wait and cancel, and leaves the job as it was', async () => {
     const get = await request(stack.url).get(`/api/v1/jobs/${alicesJob.id}`).set(bearer(bob)).expect(404);
-    expect(get.body.code).toBe('JOB_NOT_FOUND');
+    expect(problemOf(get).code).toBe('JOB_NOT_FOUND');
     const wait = await request(stack.url).get(`/api/v1/jobs/${alicesJob.id}?wait=1`).set(bearer(bob)).expect(404);
-    expect(wait.body.code).toBe('JOB_NOT_FOUND');
+    expect(problemOf(wait).code).toBe('JOB_NOT_FOUND');
     const cancel = await request(stack.url).delete(`/api/v1/jobs/${alicesJob.id}`).set(bearer(bob)).expect(404);
-    expect(cancel.body.code).toBe('JOB_NOT_FOUND');
+    expect(problemOf(cancel).code).toBe('JOB_NOT_FOUND');
     expect((await stack.store.get(alicesJob.id))?.status).toBe('queued');
     // The same answer as for an id that never was: ids cannot be probed.
-    expect((await request(stack.url).get('/api/v1/jobs/never-was').set(bearer(bob)).expect(404)).body.code).toBe('JOB_NOT_FOUND');
+    expect(problemOf(await request(stack.url).get('/api/v1/jobs/never-was').set(bearer(bob)).expect(404)).code).toBe('JOB_NOT_FOUND');
   });
 
   it('lists only the caller’s jobs; admin lists everyone’s', async () => {
@@ -86,6 +87,6 @@ describe('job owners', () => {
   it('lets admin see and cancel another owner’s job', async () => {
     await request(stack.url).get(`/api/v1/jobs/${alicesJob.id}`).set(bearer(admin)).expect(200);
     const res = await request(stack.url).delete(`/api/v1/jobs/${alicesJob.id}`).set(bearer(admin)).expect(200);
-    expect(res.body.status).toBe('cancelled');
+    expect(jobOf(res).status).toBe('cancelled');
   });
 });

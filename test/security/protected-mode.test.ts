@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import request from 'supertest';
+import { problemOf, jobOf } from '../support/http';
 import { ConfigError, createLogger } from '@decisum/shared';
 import { startApi } from '../../api/src/start';
 import { startStack, type Stack } from '../support/stack';
@@ -18,8 +19,8 @@ describe('protected mode', () => {
 
   it.each(['evil.example', 'evil.example:8080', '10.0.0.5', 'localhost.evil.example'])('refuses Host %s with 403 HOST_NOT_ALLOWED, and queues nothing', async (host) => {
     const res = await request(stack.url).post('/api/v1/jobs').set('Host', host).send({ file: 'sample.csv' }).expect(403);
-    expect(res.body.code).toBe('HOST_NOT_ALLOWED');
-    expect((await request(stack.url).get('/').set('Host', host).expect(403)).body.code).toBe('HOST_NOT_ALLOWED');
+    expect(problemOf(res).code).toBe('HOST_NOT_ALLOWED');
+    expect(problemOf(await request(stack.url).get('/').set('Host', host).expect(403)).code).toBe('HOST_NOT_ALLOWED');
     expect(await stack.queueDepth()).toBe(0);
     expect((await stack.store.list({ limit: 10 })).jobs).toEqual([]);
   });
@@ -31,7 +32,7 @@ describe('protected mode', () => {
 
   it('records jobs under the local owner', async () => {
     const res = await request(stack.url).post('/api/v1/jobs').send({ file: 'sample.csv' }).expect(202);
-    expect(res.body.owner).toBe('local');
+    expect(jobOf(res).owner).toBe('local');
   });
 
   it('will not listen beyond loopback without tokens', async () => {
