@@ -102,7 +102,8 @@ export function redact(message: string): string {
   return message
     .replace(/(['"`])(?:[A-Za-z]:)?[\\/][^'"`]*\1/g, '<path>')
     .replace(/\b(E(?:CONN[A-Z]+|NOTFOUND|HOSTUNREACH|NETUNREACH|TIMEDOUT|AI_AGAIN|ADDRINUSE|PIPE)) [^\s,;)]+/g, '$1 <address>')
-    .replace(/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b/g, '<address>');
+    // An address with a port is an endpoint decisum connected to; a bare one may be what the client gave.
+    .replace(/\b(?:\d{1,3}\.){3}\d{1,3}:\d{1,5}\b/g, '<address>');
 }
 
 export function toErrorBody(err: unknown): ErrorBody {

@@ -81,5 +81,7 @@ describe('redact', () => {
     expect(redact('getaddrinfo ENOTFOUND redis.internal')).toBe('getaddrinfo ENOTFOUND <address>');
     expect(redact('reports/a.csv does not exist')).toBe('reports/a.csv does not exist');
     expect(redact('s3://decisum/data.csv: access denied')).toBe('s3://decisum/data.csv: access denied');
+    expect(redact('read from 10.1.2.3:9000 failed')).toBe('read from <address> failed');
+    expect(redact('callback host 10.0.0.5 is not in CALLBACK_HOSTS')).toBe('callback host 10.0.0.5 is not in CALLBACK_HOSTS');
   });
 });
