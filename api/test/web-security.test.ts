@@ -6,6 +6,12 @@ import { startStack, type Stack } from '../../test/support/stack';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TOKEN = 'dcs_web_security_test_token';
 
+/** What the predicates below read in the page (they run there, as functions, which the CSP allows; strings would be evals). */
+interface PageGlobals {
+  sessionStorage: { getItem(key: string): string | null };
+  document: { getElementById(id: string): { textContent: string | null } | null };
+}
+
 /** The page and Swagger UI under the CSP, against an API that needs a token, in headless Chromium. */
 describe('the page and Swagger UI with tokens and the CSP', () => {
   let browser: Browser;
@@ -40,15 +46,15 @@ describe('the page and Swagger UI with tokens and the CSP', () => {
   it('asks for a token once on 401, keeps it for the tab, and then shows the active count, with no CSP violation', async () => {
     const { page, violations, prompts } = await open();
     await page.goto(`${stack.url}/`);
-    await page.waitForFunction("sessionStorage.getItem('decisum.token') !== null");
-    expect(await page.evaluate("sessionStorage.getItem('decisum.token')")).toBe(TOKEN);
+    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('decisum.token') !== null);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('decisum.token'))).toBe(TOKEN);
     expect(prompts.length).toBeGreaterThanOrEqual(1);
     expect(prompts[0]).toMatch(/token/i);
-    await page.waitForFunction("document.getElementById('count-active').textContent === '0'");
+    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById('count-active')?.textContent === '0');
     // Reloaded in the same tab: the token is still there, so no prompt.
     const before = prompts.length;
     await page.reload();
-    await page.waitForFunction("document.getElementById('count-active').textContent === '0'");
+    await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById('count-active')?.textContent === '0');
     expect(prompts.length).toBe(before);
     expect(violations).toEqual([]);
   });
