@@ -44,7 +44,11 @@ async function startMetrics(services: Pick<Services, 'registry'>, config: Config
   if (config.metricsPort === 0) { return undefined; }
   const server = serveMetrics(services.registry, config.metricsPort, () => ({}), host);
   server.on('error', (err) => logger.warn({ err, port: config.metricsPort }, 'api metrics server failed; metrics are off'));
-  await Promise.race([once(server, 'listening'), once(server, 'error')]);
+  // A port in use turns metrics off (logged), not the API.
+  await new Promise<void>((resolve) => {
+    server.once('listening', resolve);
+    server.once('error', () => resolve());
+  });
   return server.listening ? server : undefined;
 }
 
