@@ -1,8 +1,9 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
+import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import type { Broker, CallbackHosts, JobFeed, JobStore, Logger, Storage } from '@decisum/shared';
-import { authenticate } from './auth';
+import type { Broker, CallbackHosts, JobFeed, JobStore, Logger, Storage, TokenEntry, TrustProxy } from '@decisum/shared';
+import { authenticate, guardLocal, requireAccess } from './auth';
 import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
@@ -27,6 +28,10 @@ export interface AppDeps {
   heartbeatMs?: number;
   /** Aborted when the API stops: waits answer and event streams end, so the server can close. */
   stopping?: AbortSignal;
+  /** API_TOKENS; none (the default) is protected mode: this machine only, every caller the local owner. */
+  tokens?: readonly TokenEntry[];
+  /** TRUST_PROXY: off unless given. */
+  trustProxy?: TrustProxy;
 }
 
 /** The HTTP app, and the OpenAPI document its routes wrote. */
@@ -35,12 +40,32 @@ export type App = Express & { readonly openapi: OpenApiDocument };
 /** Probes and scrapes come every few seconds: their request lines are debug. */
 const QUIET = new Set(['/healthz', '/readyz', '/metrics']);
 
+/**
+ * helmet's headers, with a CSP the page (ES modules from this origin) and Swagger UI (its scripts
+ * from /docs, inline styles, data: images) work under. No upgrade-insecure-requests: decisum is often
+ * reached over plain http on a private network, where it would break every asset.
+ */
+function securityHeaders(): express.RequestHandler {
+  return helmet({
+    contentSecurityPolicy: {
+      directives: {
+        'default-src': ["'self'"],
+        'script-src': ["'self'"],
+        'style-src': ["'self'", "'unsafe-inline'"],
+        'img-src': ["'self'", 'data:'],
+        'connect-src': ["'self'"],
+        'upgrade-insecure-requests': null,
+      },
+    },
+  });
+}
+
 /** Builds the HTTP app from its dependencies; main.ts opens the connections and listens. */
 export function createApp(deps: AppDeps): App {
   const { logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  app.set('trust proxy', deps.trustProxy ?? false);
   if (metrics) { app.use(timeRequests(metrics)); }
   app.use(
     pinoHttp({
@@ -61,16 +86,19 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
-  app.use(authenticate());
+  app.use(securityHeaders());
+  const tokens = deps.tokens ?? [];
+  if (tokens.length === 0) { app.use(guardLocal); }
+  app.use('/api/v1', authenticate(tokens));
 
   const docs = new ApiDocs();
-  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics }, docs));
+  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready } }, docs));
   const jobs = '/api/v1/jobs';
   const files = '/api/v1/files';
   const events = '/api/v1/events';
-  app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
+  app.use(jobs, requireAccess('jobs'), express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
   app.use(events, createEventsRouter({ ...deps, heartbeatMs: deps.heartbeatMs ?? 15_000 }, docs, events));
-  app.use(files, createFilesRouter(deps, docs, files));
+  app.use(files, requireAccess('files'), createFilesRouter(deps, docs, files));
   const { router: docsRouter, document } = createDocsRouter(docs);
   app.use(docsRouter);
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));

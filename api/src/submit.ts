@@ -1,5 +1,6 @@
 import {
   AppError,
+  LOCAL_OWNER,
   NO_CALLBACK_HOSTS,
   checkCallbackUrl,
   formatLocation,
@@ -38,7 +39,7 @@ export interface Submitted {
  * is accepted only once the broker confirmed. A publication that fails takes the record back, so a
  * refused submission leaves nothing behind; a record whose confirmation was lost is the outbox's.
  */
-export async function submitJob(deps: SubmitDeps, submission: JobSubmission, idempotencyKey?: string): Promise<Submitted> {
+export async function submitJob(deps: SubmitDeps, submission: JobSubmission, idempotencyKey?: string, owner = LOCAL_OWNER): Promise<Submitted> {
   const { store, logger } = deps;
   const location = parseLocation(submission.file);
   const file = formatLocation(location);
@@ -50,7 +51,7 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
     logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
   });
 
-  const { job, created } = await store.create({ file, options, callbackUrl }, idempotencyKey);
+  const { job, created } = await store.create({ owner, file, options, callbackUrl }, idempotencyKey);
   if (!created) {
     if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options) || job.callback?.url !== callbackUrl) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
@@ -61,7 +62,7 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
   try {
     await publishRecorded(deps, job, log);
   } catch (err) {
-    await store.discard(job.id, idempotencyKey).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
+    await store.discard(job.id, idempotencyKey, owner).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
     throw err;
   }
   deps.metrics?.jobsSubmitted.inc();

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseTokens, type TokenEntry } from './tokens';
 import { parseLocation } from './location';
 import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
 import { DEFAULT_READ_POLICY } from './storage/backoff';
@@ -43,8 +46,26 @@ const hostPorts = z.string().transform((value, ctx) => {
   return list;
 });
 
+/** TRUST_PROXY: a hop count, or proxy addresses / CIDR ranges separated by commas; off (false) when unset or 0. */
+const trustProxy = z.string().transform((value, ctx): TrustProxy => {
+  if (/^\d+$/.test(value)) { return Number(value) === 0 ? false : Number(value); }
+  if (value === 'false') { return false; }
+  const list = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  const bad = list.find((v) => isIP(v.split('/')[0]) === 0);
+  if (list.length === 0 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be a hop count or proxy addresses (or CIDR ranges) separated by commas${bad ? `; "${bad}" is not an address` : ''}` });
+    return z.NEVER;
+  }
+  return list;
+});
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_PORT: int(0, 65535).default(9463),
+  TRUST_PROXY: trustProxy.optional(),
+  API_TOKENS: z.string().optional(),
+  API_TOKENS_FILE: z.string().optional(),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   AMQP_URL: urls(['amqp:', 'amqps:']).default(['amqp://guest:guest@127.0.0.1:5672']),
   REDIS_SENTINELS: hostPorts.optional(),
@@ -107,8 +128,18 @@ export interface HostPort {
 /** Where finished jobs are archived: a local folder (absolute) or an S3 bucket and key prefix (`''` or ending in `/`). */
 export type ResultsLocation = { kind: 'local'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
 
+/** Which proxies' X-Forwarded-For to believe: none, the nearest N hops, or these addresses. */
+export type TrustProxy = false | number | string[];
+
 export interface Config {
   port: number;
+  /** The API's listening address; loopback unless tokens are configured. */
+  host: string;
+  /** The API's /metrics port (its own, not the public one); 0 turns it off. */
+  metricsPort: number;
+  trustProxy: TrustProxy;
+  /** API_TOKENS or API_TOKENS_FILE; empty: protected mode (loopback only, every caller is the local owner). */
+  tokens: TokenEntry[];
   /** In Sentinel mode its host and port are not used; its password, database and TLS are. */
   redisUrl: string;
   /** Sentinel mode: every Redis client asks these sentinels for the master of `name` and follows it through failover. */
@@ -197,6 +228,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return {
     port: e.PORT,
+    host: e.HOST,
+    metricsPort: e.METRICS_PORT,
+    trustProxy: e.TRUST_PROXY ?? false,
+    tokens: loadTokens(e.API_TOKENS, e.API_TOKENS_FILE),
     redisUrl: e.REDIS_URL,
     redisSentinel:
       e.REDIS_SENTINELS !== undefined && e.REDIS_SENTINEL_NAME !== undefined
@@ -244,6 +279,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** The tokens of API_TOKENS, or of the file API_TOKENS_FILE names; none when neither is set. */
+function loadTokens(inline: string | undefined, file: string | undefined): TokenEntry[] {
+  if (inline !== undefined && file !== undefined) { throw new ConfigError('invalid configuration: set API_TOKENS or API_TOKENS_FILE, not both'); }
+  if (file === undefined && inline === undefined) { return []; }
+  const name = file === undefined ? 'API_TOKENS' : 'API_TOKENS_FILE';
+  let json = inline ?? '';
+  if (file !== undefined) {
+    try {
+      json = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: API_TOKENS_FILE ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  try {
+    return parseTokens(json);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${name} ${(err as Error).message}`);
+  }
+}
+
+/** Loopback names and addresses: the only places protected mode (no tokens) may listen. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** Why the API must not start with this configuration (listening beyond loopback without tokens), or undefined. */
+export function exposureProblem(config: Pick<Config, 'host' | 'tokens'>): string | undefined {
+  if (config.tokens.length > 0 || isLoopbackHost(config.host)) { return undefined; }
+  return `HOST=${config.host} listens beyond this machine, but no API_TOKENS or API_TOKENS_FILE is set: configure tokens (npx decisum token create) or bind to 127.0.0.1`;
 }
 
 /** RESULTS_LOCATION: s3://bucket/prefix/, or a folder (relative to DATA_DIR); `.decisum/results` under DATA_DIR by default. */

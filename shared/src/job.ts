@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from './status';
+import { LOCAL_OWNER } from './tokens';
 
 /** One schema per thing that crosses a boundary: the HTTP body, the queue message, the stored job. */
 
@@ -84,8 +85,12 @@ export const CallbackStateSchema = z.object({
 });
 export type CallbackState = z.infer<typeof CallbackStateSchema>;
 
+/** A job's owner: the name of the token that submitted it; records from before owners belong to the local owner. */
+const OwnerSchema = z.string().min(1).default(LOCAL_OWNER).describe('the name of the API token that submitted the job ("local" in protected mode)');
+
 export const JobSchema = z.object({
   id: z.string(),
+  owner: OwnerSchema,
   status: z.enum(JOB_STATUSES),
   file: z.string(),
   options: JobOptionsSchema,
@@ -110,14 +115,16 @@ export type JobPage = z.infer<typeof JobPageSchema>;
 /** The queue message: just enough to find the job; Redis holds the truth. */
 export const JobMessageSchema = z.object({
   id: z.string().min(1),
+  /** Who submitted it; absent in messages published before jobs had owners. */
+  owner: z.string().min(1).optional(),
   file: z.string().min(1),
   options: JobOptionsSchema,
 });
 export type JobMessage = z.infer<typeof JobMessageSchema>;
 
 /** The message that carries a recorded job to the executors. */
-export function jobMessage(job: Pick<Job, 'id' | 'file' | 'options'>): JobMessage {
-  return { id: job.id, file: job.file, options: job.options };
+export function jobMessage(job: Pick<Job, 'id' | 'file' | 'options'> & { owner?: string }): JobMessage {
+  return { id: job.id, owner: job.owner, file: job.file, options: job.options };
 }
 
 export const ActiveCountSchema = z.object({

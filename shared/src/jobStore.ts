@@ -4,6 +4,7 @@ import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
 import { JobSchema, ProgressSchema, type ActiveCount, type Job, type JobPage, type JobResult, type Progress } from './job';
 import { FINAL_STATUSES, type JobStatus } from './status';
+import { LOCAL_OWNER } from './tokens';
 
 /**
  * Redis is the record of every job. Keys under `{prefix}:`:
@@ -12,7 +13,7 @@ import { FINAL_STATUSES, type JobStatus } from './status';
  *   queued     zset id → created ms: jobs waiting for an executor
  *   running    zset id → lease expiry ms: only live leases count as running
  *   outbox     zset id → created ms: recorded but not yet confirmed by the broker
- *   idem:{key} id of the job an Idempotency-Key created
+ *   idem:{owner}:{key} id of the job an owner's Idempotency-Key created (keys are per owner)
  *   fence      a counter bumped after each state change when replicas must confirm it (see run)
  *   events     stream, capped: the job's hash after every state change (or `gone` when a record is taken back)
  *   progress   stream, short: `{id, owner, progress}` each time a running job's progress changes
@@ -45,7 +46,7 @@ const SCRIPTS = {
         if existing and redis.call('EXISTS', KEYS[1]:gsub('[^:]+$', existing)) == 1 then return {0, existing} end
       end
       local seq = redis.call('INCR', KEYS[5])
-      redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
+      redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[10], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
         'createdAt', ARGV[4], 'attempts', 0, 'seq', seq)
       if ARGV[8] ~= '' then
         redis.call('HSET', KEYS[1], 'callbackUrl', ARGV[8], 'callbackStatus', 'pending', 'callbackAttempts', 0)
@@ -191,6 +192,8 @@ export type ClaimOutcome =
   | { kind: 'missing' };
 
 export interface NewJob {
+  /** The submitting token's name; the local owner when absent. */
+  owner?: string;
   file: string;
   options: Job['options'];
   /** The webhook to call once the job is final. */
@@ -313,6 +316,11 @@ export class JobStore {
     return this.key('job', id);
   }
 
+  /** Idempotency keys are per owner: one owner's key never finds another's job. */
+  private idemKey(owner: string, key: string | undefined): string {
+    return this.key('idem', owner, key ?? '-');
+  }
+
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
@@ -350,10 +358,11 @@ export class JobStore {
     return replies.slice(0, scripts);
   }
 
-  /** Records a job; with an idempotency key that already made a job, returns that job instead. */
+  /** Records a job; with an idempotency key that already made a job of this owner, returns that job instead. */
   async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; created: boolean }> {
     const id = randomUUID();
     const now = this.now();
+    const owner = job.owner ?? LOCAL_OWNER;
     const [created, jobId] = (await this.run(
       'create',
       [
@@ -362,7 +371,7 @@ export class JobStore {
         this.key('queued'),
         this.key('outbox'),
         this.key('seq'),
-        this.key('idem', idempotencyKey ?? '-'),
+        this.idemKey(owner, idempotencyKey),
         this.streams.events,
       ],
       [
@@ -375,6 +384,7 @@ export class JobStore {
         idempotencyKey === undefined ? '0' : '1',
         job.callbackUrl ?? '',
         this.history,
+        owner,
       ],
     )) as [number, string];
     const stored = await this.get(jobId);
@@ -383,10 +393,10 @@ export class JobStore {
   }
 
   /** Removes a job that was never published (the broker refused it), so a 503 leaves nothing behind. */
-  async discard(id: string, idempotencyKey?: string): Promise<boolean> {
+  async discard(id: string, idempotencyKey?: string, owner = LOCAL_OWNER): Promise<boolean> {
     const n = await this.run(
       'discard',
-      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.key('idem', idempotencyKey ?? '-'), this.streams.events],
+      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.idemKey(owner, idempotencyKey), this.streams.events],
       [id, this.history],
     );
     return n === 1;
@@ -576,8 +586,8 @@ export class JobStore {
     return { events, complete: untrimmed || (first !== null && compareEventIds(first[0], afterId) <= 0) };
   }
 
-  /** Newest first. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
-  async list(opts: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
+  /** Newest first, of one owner when given. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
+  async list(opts: { status?: JobStatus; owner?: string; limit: number; cursor?: string }): Promise<JobPage> {
     const jobs: Job[] = [];
     const batch = Math.max(opts.limit, 50);
     let max = opts.cursor === undefined ? '+inf' : `(${opts.cursor}`;
@@ -593,7 +603,7 @@ export class JobStore {
         const seq = entries[2 * i + 1];
         max = `(${seq}`;
         const job = toJob(hashes[i][1] as Record<string, string>);
-        if (job && (opts.status === undefined || job.status === opts.status)) { jobs.push(job); }
+        if (job && (opts.status === undefined || job.status === opts.status) && (opts.owner === undefined || job.owner === opts.owner)) { jobs.push(job); }
         if (jobs.length === opts.limit) { return { jobs, nextCursor: seq }; }
       }
       if (ids.length < batch) { return { jobs }; }
@@ -617,6 +627,7 @@ function toJob(h: Record<string, string>): Job | undefined {
   if (!h.id) { return undefined; }
   const record: Record<string, unknown> = {
     id: h.id,
+    owner: h.owner || LOCAL_OWNER,
     status: h.status,
     file: h.file,
     options: parseJson(h.options),

@@ -63,6 +63,7 @@ export function createFilesRouter({ storage, logger }: FilesDeps, docs: ApiDocs,
 
   const put = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) { throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 }); }
+    refuseEncoded(req);
     const exclusive = createOnly(req);
     // Checked before the body is read too, so a client that will not replace a file is told at once.
     if (exclusive && (await exists(storage, loc))) { throw fileExists(formatLocation(loc)); }
@@ -193,6 +194,13 @@ function createOnly(req: Request): boolean {
   throw new AppError('VALIDATION', `If-None-Match: ${value} is not supported on PUT; send * to refuse replacing a file`, { status: 400 });
 }
 
+/** The body is stored as sent: an encoded one (gzip, compress) would be stored encoded, so it is refused. */
+function refuseEncoded(req: Request): void {
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') { return; }
+  throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${encoding.slice(0, 40)} is not supported on upload: send the file's bytes as they are`, { status: 415 });
+}
+
 async function exists(storage: Storage, loc: Location): Promise<boolean> {
   try {
     await storage.stat(loc);
@@ -227,8 +235,11 @@ function s3Target(req: Request): [Location, boolean] {
   return [loc, isFolder(req, rest)];
 }
 
+/** A download is a file to save, never a page to render in the API's origin: attachment, and nosniff. */
 function setFileHeaders(res: Response, loc: Location, info: { size: number; modified: Date; etag?: string }): void {
   const name = loc.kind === 's3' ? loc.key : loc.path;
+  res.attachment(name.split('/').pop() || 'download');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Content-Length', String(info.size));
   res.setHeader('Content-Type', contentTypeOf(name));
   res.setHeader('Last-Modified', info.modified.toUTCString());

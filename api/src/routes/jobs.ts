@@ -51,6 +51,10 @@ function jobIdOf(req: Request, res: Response): string {
   return id;
 }
 
+function principalOf(res: Response): Principal {
+  return res.locals.principal as Principal;
+}
+
 export function noSuchJob(id: string): AppError {
   return new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
 }
@@ -69,7 +73,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       const submission = parse(JobSubmissionSchema, req.body ?? {}, 'body');
       const key = req.get('Idempotency-Key');
       const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKeySchema, key, 'Idempotency-Key');
-      const { job, replayed } = await submitJob(deps, submission, idempotencyKey);
+      const { job, replayed } = await submitJob(deps, submission, idempotencyKey, principalOf(res).owner);
       aboutJob(res, job.id);
       if (replayed) { res.setHeader('Idempotent-Replayed', 'true'); }
       res.status(202).location(`${base}/${job.id}`).json(job);
@@ -128,7 +132,9 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     'get',
     '/',
     async (req, res) => {
-      res.json(await store.list(parse(ListQuerySchema, req.query, 'query')));
+      const principal = principalOf(res);
+      const owner = principal.scopes.includes('admin') ? undefined : principal.owner;
+      res.json(await store.list({ ...parse(ListQuerySchema, req.query, 'query'), owner }));
     },
     {
       path: '/',
@@ -170,7 +176,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     async (req, res) => {
       const id = jobIdOf(req, res);
       const { wait } = parse(GetQuerySchema, req.query, 'query');
-      const principal = res.locals.principal as Principal;
+      const principal = principalOf(res);
       const read = async () => {
         const job = await store.get(id);
         if (!job || !canSee(principal, job)) { throw noSuchJob(id); }
@@ -212,6 +218,9 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     '/:id',
     async (req, res) => {
       const id = jobIdOf(req, res);
+      // Another owner's job is as absent as one that never was, so ids cannot be probed.
+      const job = await store.get(id);
+      if (!job || !canSee(principalOf(res), job)) { throw noSuchJob(id); }
       const outcome = await store.cancel(id);
       if (outcome === 'missing') { throw noSuchJob(id); }
       if (outcome !== 'ended') {
