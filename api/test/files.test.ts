@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
-import { AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
+import { ANY_BUCKET, AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
 import { ApiDocs } from '../src/openapi';
 import { createFilesRouter } from '../src/routes/files';
 import { makeCsv, sha256 } from '../../test/support/data';
@@ -36,6 +36,7 @@ beforeAll(async () => {
   const storage = new StorageRouter({
     local: (local = new LocalStorage({ dataDir, reads })),
     s3: new S3Storage({ client, reads, partSize: 5 * 1024 * 1024 }),
+    scope: ANY_BUCKET,
   });
   app = express();
   app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }, new ApiDocs(), '/api/v1/files'));

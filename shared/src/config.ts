@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseLocation } from './location';
 import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
 import { DEFAULT_READ_POLICY } from './storage/backoff';
+import { NO_BUCKETS, parseBucketScope, type BucketScope } from './scope';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -59,6 +60,23 @@ const schema = z.object({
   S3_PART_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
   S3_READ_CONCURRENCY: int(1, 256).default(16),
   S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_BUCKETS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseBucketScope(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  MAX_UPLOAD_BYTES: int(1).default(1024 ** 3),
+  MIN_FREE_BYTES: int(0).default(1024 ** 3),
+  RATE_LIMIT_PER_MINUTE: int(0).default(0),
+  MAX_ACTIVE_JOBS_PER_OWNER: int(0).default(10_000),
+  LIST_MAX_COLUMNS: int(0, 100_000).default(100),
+  LISTING_PAGE_SIZE: int(1, 100_000).default(1000),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   DECISUM_PREFIX: z
@@ -130,6 +148,22 @@ export interface Config {
     region?: string;
     forcePathStyle: boolean;
     credentials?: { accessKeyId: string; secretAccessKey: string };
+  };
+  /** S3_BUCKETS: the S3 locations jobs and the files API may touch; no bucket when unset. */
+  buckets: BucketScope;
+  limits: {
+    /** MAX_UPLOAD_BYTES: the largest file PUT accepts. */
+    uploadBytes: number;
+    /** MIN_FREE_BYTES: uploads under DATA_DIR are refused while less than this is free; 0 turns the check off. */
+    minFreeBytes: number;
+    /** RATE_LIMIT_PER_MINUTE: requests per owner and client address per minute; 0 turns the limit off. */
+    ratePerMinute: number;
+    /** MAX_ACTIVE_JOBS_PER_OWNER: queued plus running jobs one owner may have; 0 turns the limit off. */
+    activeJobsPerOwner: number;
+    /** LIST_MAX_COLUMNS: per-column results a job carries in the list endpoint's answer. */
+    listColumns: number;
+    /** LISTING_PAGE_SIZE: the most files one listing page holds. */
+    listingPage: number;
   };
   /** How a job reads an S3 object: ranged GETs of partBytes, concurrency of them at once. */
   s3Reads: { partBytes: number; concurrency: number };
@@ -215,6 +249,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         e.AWS_ACCESS_KEY_ID !== undefined && e.AWS_SECRET_ACCESS_KEY !== undefined
           ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY }
           : undefined,
+    },
+    buckets: e.S3_BUCKETS ?? NO_BUCKETS,
+    limits: {
+      uploadBytes: e.MAX_UPLOAD_BYTES,
+      minFreeBytes: e.MIN_FREE_BYTES,
+      ratePerMinute: e.RATE_LIMIT_PER_MINUTE,
+      activeJobsPerOwner: e.MAX_ACTIVE_JOBS_PER_OWNER,
+      listColumns: e.LIST_MAX_COLUMNS,
+      listingPage: e.LISTING_PAGE_SIZE,
     },
     s3Reads: { partBytes: e.S3_PART_BYTES, concurrency: e.S3_READ_CONCURRENCY },
     prefix: e.DECISUM_PREFIX,

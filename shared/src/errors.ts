@@ -2,6 +2,12 @@
 export const ERROR_CODES = [
   'VALIDATION',
   'PATH_OUTSIDE_DATA_DIR',
+  'INVALID_LOCATION',
+  'LOCATION_NOT_ALLOWED',
+  'UPLOAD_TOO_LARGE',
+  'INSUFFICIENT_STORAGE',
+  'RATE_LIMITED',
+  'TOO_MANY_ACTIVE_JOBS',
   'FILE_NOT_FOUND',
   'FILE_ACCESS_DENIED',
   'FILE_CHANGED',
@@ -41,6 +47,8 @@ export interface AppErrorOptions {
   row?: number;
   column?: string;
   details?: Record<string, unknown>;
+  /** Seconds until trying again may succeed: sent as Retry-After. */
+  retryAfter?: number;
   cause?: unknown;
 }
 
@@ -52,6 +60,7 @@ export class AppError extends Error {
   readonly row?: number;
   readonly column?: string;
   readonly details?: Record<string, unknown>;
+  readonly retryAfter?: number;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -63,6 +72,7 @@ export class AppError extends Error {
     this.row = options.row;
     this.column = options.column;
     this.details = options.details;
+    this.retryAfter = options.retryAfter;
   }
 }
 

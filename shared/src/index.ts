@@ -18,3 +18,4 @@ export * from './epoch';
 export * from './archive';
 export * from './callbacks';
 export * from './feed';
+export * from './scope';
