@@ -1,7 +1,7 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
-import type { Broker, CallbackHosts, JobFeed, JobStore, Logger, Storage } from '@decisum/shared';
+import { DEFAULT_LIMITS, type Broker, type CallbackHosts, type JobFeed, type JobStore, type Limits, type Logger, type Storage } from '@decisum/shared';
 import { authenticate } from './auth';
 import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
@@ -25,6 +25,10 @@ export interface AppDeps {
   callbackHosts?: CallbackHosts;
   /** How often an idle event stream gets a comment (SSE_HEARTBEAT_MS). */
   heartbeatMs?: number;
+  /** DATA_DIR, absolute: uploads check its disk's free space. */
+  dataDir: string;
+  /** The resource limits (config.limits); the defaults when absent. */
+  limits?: Limits;
   /** Aborted when the API stops: waits answer and event streams end, so the server can close. */
   stopping?: AbortSignal;
 }
@@ -70,7 +74,7 @@ export function createApp(deps: AppDeps): App {
   const events = '/api/v1/events';
   app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
   app.use(events, createEventsRouter({ ...deps, heartbeatMs: deps.heartbeatMs ?? 15_000 }, docs, events));
-  app.use(files, createFilesRouter(deps, docs, files));
+  app.use(files, createFilesRouter({ ...deps, limits: deps.limits ?? DEFAULT_LIMITS }, docs, files));
   const { router: docsRouter, document } = createDocsRouter(docs);
   app.use(docsRouter);
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));

@@ -35,6 +35,8 @@ export async function startApi(
     callbackHosts: config.callbacks.hosts,
     heartbeatMs: config.events.heartbeatMs,
     stopping: stopping.signal,
+    dataDir: config.dataDir,
+    limits: config.limits,
   });
   const server = host === undefined ? app.listen(config.port) : app.listen(config.port, host);
   await once(server, 'listening');

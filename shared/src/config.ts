@@ -44,6 +44,17 @@ const hostPorts = z.string().transform((value, ctx) => {
   return list;
 });
 
+/** The resource limits when their variables are unset (see Config['limits']). */
+export const DEFAULT_LIMITS: Limits = {
+  uploadBytes: 1024 ** 3,
+  minFreeBytes: 1024 ** 3,
+  // Off: the quick start, the examples and the service benchmark (thousands of submissions a minute) run unthrottled.
+  ratePerMinute: 0,
+  activeJobsPerOwner: 10_000,
+  listColumns: 100,
+  listingPage: 1000,
+};
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
@@ -71,12 +82,12 @@ const schema = z.object({
       }
     })
     .optional(),
-  MAX_UPLOAD_BYTES: int(1).default(1024 ** 3),
-  MIN_FREE_BYTES: int(0).default(1024 ** 3),
-  RATE_LIMIT_PER_MINUTE: int(0).default(0),
-  MAX_ACTIVE_JOBS_PER_OWNER: int(0).default(10_000),
-  LIST_MAX_COLUMNS: int(0, 100_000).default(100),
-  LISTING_PAGE_SIZE: int(1, 100_000).default(1000),
+  MAX_UPLOAD_BYTES: int(1).default(DEFAULT_LIMITS.uploadBytes),
+  MIN_FREE_BYTES: int(0).default(DEFAULT_LIMITS.minFreeBytes),
+  RATE_LIMIT_PER_MINUTE: int(0).default(DEFAULT_LIMITS.ratePerMinute),
+  MAX_ACTIVE_JOBS_PER_OWNER: int(0).default(DEFAULT_LIMITS.activeJobsPerOwner),
+  LIST_MAX_COLUMNS: int(0, 100_000).default(DEFAULT_LIMITS.listColumns),
+  LISTING_PAGE_SIZE: int(1, 100_000).default(DEFAULT_LIMITS.listingPage),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   DECISUM_PREFIX: z
@@ -117,6 +128,22 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+/** Limits on what one client may hold or send (issue 10). */
+export interface Limits {
+  /** MAX_UPLOAD_BYTES: the largest file PUT accepts. */
+  uploadBytes: number;
+  /** MIN_FREE_BYTES: uploads under DATA_DIR are refused while less than this is free; 0 turns the check off. */
+  minFreeBytes: number;
+  /** RATE_LIMIT_PER_MINUTE: requests per owner and client address per minute; 0 turns the limit off. */
+  ratePerMinute: number;
+  /** MAX_ACTIVE_JOBS_PER_OWNER: queued plus running jobs one owner may have; 0 turns the limit off. */
+  activeJobsPerOwner: number;
+  /** LIST_MAX_COLUMNS: per-column results a job carries in the list endpoint's answer. */
+  listColumns: number;
+  /** LISTING_PAGE_SIZE: the most files one listing page holds. */
+  listingPage: number;
+}
+
 export interface HostPort {
   host: string;
   port: number;
@@ -151,20 +178,7 @@ export interface Config {
   };
   /** S3_BUCKETS: the S3 locations jobs and the files API may touch; no bucket when unset. */
   buckets: BucketScope;
-  limits: {
-    /** MAX_UPLOAD_BYTES: the largest file PUT accepts. */
-    uploadBytes: number;
-    /** MIN_FREE_BYTES: uploads under DATA_DIR are refused while less than this is free; 0 turns the check off. */
-    minFreeBytes: number;
-    /** RATE_LIMIT_PER_MINUTE: requests per owner and client address per minute; 0 turns the limit off. */
-    ratePerMinute: number;
-    /** MAX_ACTIVE_JOBS_PER_OWNER: queued plus running jobs one owner may have; 0 turns the limit off. */
-    activeJobsPerOwner: number;
-    /** LIST_MAX_COLUMNS: per-column results a job carries in the list endpoint's answer. */
-    listColumns: number;
-    /** LISTING_PAGE_SIZE: the most files one listing page holds. */
-    listingPage: number;
-  };
+  limits: Limits;
   /** How a job reads an S3 object: ranged GETs of partBytes, concurrency of them at once. */
   s3Reads: { partBytes: number; concurrency: number };
   prefix: string;
