@@ -1,8 +1,9 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
-import { DEFAULT_LIMITS, type Broker, type CallbackHosts, type JobFeed, type JobStore, type Limits, type Logger, type Storage } from '@decisum/shared';
+import { DEFAULT_LIMITS, type Broker, type CallbackHosts, type JobFeed, type JobStore, type Limits, type Logger, type RateLimiter, type Storage } from '@decisum/shared';
 import { authenticate } from './auth';
+import { rateLimit } from './rateLimit';
 import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
@@ -29,6 +30,8 @@ export interface AppDeps {
   dataDir: string;
   /** The resource limits (config.limits); the defaults when absent. */
   limits?: Limits;
+  /** Counts /api/v1 requests per owner and address (RATE_LIMIT_PER_MINUTE); none when absent. */
+  rateLimiter?: RateLimiter;
   /** Aborted when the API stops: waits answer and event streams end, so the server can close. */
   stopping?: AbortSignal;
 }
@@ -66,15 +69,18 @@ export function createApp(deps: AppDeps): App {
   );
 
   app.use(authenticate());
+  // Health, metrics, the docs and the page are never limited: probes must always get through.
+  if (deps.rateLimiter) { app.use('/api/v1', rateLimit(deps.rateLimiter, logger)); }
 
   const docs = new ApiDocs();
   app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics }, docs));
   const jobs = '/api/v1/jobs';
   const files = '/api/v1/files';
   const events = '/api/v1/events';
-  app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
+  const limits = deps.limits ?? DEFAULT_LIMITS;
+  app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter({ ...deps, maxActiveJobs: limits.activeJobsPerOwner, listColumns: limits.listColumns }, docs, jobs));
   app.use(events, createEventsRouter({ ...deps, heartbeatMs: deps.heartbeatMs ?? 15_000 }, docs, events));
-  app.use(files, createFilesRouter({ ...deps, limits: deps.limits ?? DEFAULT_LIMITS }, docs, files));
+  app.use(files, createFilesRouter({ ...deps, limits }, docs, files));
   const { router: docsRouter, document } = createDocsRouter(docs);
   app.use(docsRouter);
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));

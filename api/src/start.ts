@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config, Logger, Services } from '@decisum/shared';
+import { RateLimiter, type Config, type Logger, type Services } from '@decisum/shared';
 import { createApp } from './app';
 import { createMetrics } from './metrics';
 import { OutboxSweeper } from './sweeper';
@@ -37,6 +37,7 @@ export async function startApi(
     stopping: stopping.signal,
     dataDir: config.dataDir,
     limits: config.limits,
+    rateLimiter: config.limits.ratePerMinute > 0 ? new RateLimiter(redis, config.prefix, config.limits.ratePerMinute) : undefined,
   });
   const server = host === undefined ? app.listen(config.port) : app.listen(config.port, host);
   await once(server, 'listening');

@@ -19,3 +19,4 @@ export * from './archive';
 export * from './callbacks';
 export * from './feed';
 export * from './scope';
+export * from './rateLimit';
