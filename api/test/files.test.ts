@@ -39,7 +39,7 @@ beforeAll(async () => {
     scope: ANY_BUCKET,
   });
   app = express();
-  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent'), dataDir, limits: { uploadBytes: 1024 ** 3, minFreeBytes: 0 } }, new ApiDocs(), '/api/v1/files'));
+  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent'), dataDir, limits: { uploadBytes: 1024 ** 3, minFreeBytes: 0, listingPage: 1000 } }, new ApiDocs(), '/api/v1/files'));
   // Stands in for the app's problem+json middleware.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err instanceof AppError ? err : new AppError('INTERNAL', String(err));

@@ -10,18 +10,24 @@ import {
   type FileListing,
   type FileWritten,
   type Location,
+  type Limits,
   type Logger,
   type Storage,
 } from '@decisum/shared';
 import { BINARY, type ApiDocs, type Operation } from '../openapi';
+import { parse } from '../validate';
 import { checkDeclaredLength, checkFreeSpace, countedBody, type UploadLimits } from '../uploads';
+
+/** `?limit=&cursor=` of a listing: at most LISTING_PAGE_SIZE a page; the cursor is the last path of the previous page. */
+const ListingQuerySchema = (max: number) =>
+  z.object({ limit: z.coerce.number().int().min(1).max(max).optional(), cursor: z.string().min(1).max(4096).optional() }).strict();
 
 export interface FilesDeps {
   storage: Storage;
   logger: Logger;
   /** DATA_DIR: its disk's free space is checked before a local upload. */
   dataDir: string;
-  limits: UploadLimits;
+  limits: UploadLimits & Pick<Limits, 'listingPage'>;
 }
 
 /**
@@ -33,10 +39,12 @@ export function createFilesRouter({ storage, logger, dataDir, limits }: FilesDep
 
   const get = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) {
-      const entries = await storage.list(loc);
+      const q = parse(ListingQuerySchema(limits.listingPage), req.query, 'query');
+      const { entries, next } = await storage.list(loc, { limit: q.limit ?? limits.listingPage, after: q.cursor });
       const root = loc.kind === 's3' ? `s3://${loc.bucket}/` : '';
       const listing: FileListing = {
         location: formatLocation(loc),
+        ...(next === undefined ? {} : { nextCursor: next }),
         entries: entries.map((e) => ({
           path: e.path,
           location: `${root}${e.path}`,

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Location } from '../location';
 import { checkScope, type BucketScope } from '../scope';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
+import type { ListPage, ListResult, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 /**
  * One Storage for every Location: local paths to one backend, s3:// to the other. Every call is
@@ -32,7 +32,7 @@ export class StorageRouter implements Storage {
     return this.pick(loc).write(loc, body, options);
   }
 
-  list(loc: Location): Promise<ListEntry[]> {
-    return this.pick(loc).list(loc);
+  list(loc: Location, page: ListPage): Promise<ListResult> {
+    return this.pick(loc).list(loc, page);
   }
 }
