@@ -33,6 +33,8 @@ export function countedBody(req: Readable, location: string, limit: number): { b
       callback(null, chunk);
     },
   });
+  // The storage write's pipeline reports the error; this keeps one emitted after it let go from crashing the process.
+  body.on('error', () => undefined);
   req.once('error', (err) => body.destroy(err));
   req.pipe(body);
   return { body, tripped: () => tripped };
