@@ -311,6 +311,9 @@ function resultsLocation(value: string | undefined, dataDir: string): ResultsLoc
   try {
     loc = parseLocation(value);
   } catch (err) {
+    if ((err as { code?: string }).code === 'INVALID_LOCATION') {
+      throw new ConfigError('invalid configuration: RESULTS_LOCATION must not have . or .. segments (nor empty ones)');
+    }
     throw new ConfigError(`invalid configuration: RESULTS_LOCATION ${(err as Error).message}`);
   }
   if (loc.kind !== 's3') { throw new ConfigError('invalid configuration: RESULTS_LOCATION must be s3://bucket/prefix/ or a folder'); }
