@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
+import { jobMessage } from '@decisum/shared';
 import { startStack, type Stack } from '../support/stack';
 
 /**
@@ -156,5 +157,16 @@ describe('request rate and active jobs', () => {
     const post = await request(limited.url).post('/api/v1/jobs').send({ file: 'a.csv' });
     expect(post.status).toBe(429);
     expect((await request(limited.url).get('/healthz')).status).toBe(200);
+  });
+});
+
+describe('the executor checks the scope again', () => {
+  test('a queued message naming a bucket outside S3_BUCKETS fails its job with LOCATION_NOT_ALLOWED, never read', async () => {
+    const { job } = await stack.store.create({ file: 's3://payroll-private/hr/salaries.csv', options: { step: 10, offset: 0 } });
+    await stack.broker.publish(jobMessage(job));
+    await stack.addExecutor();
+    const done = await stack.waitForJob(job.id);
+    expect([done.status, done.error?.code, done.attempts]).toEqual(['failed', 'LOCATION_NOT_ALLOWED', 1]);
+    expect(done.progress.bytesRead).toBe(0);
   });
 });
