@@ -20,7 +20,12 @@ import { checkDeclaredLength, checkFreeSpace, countedBody, type UploadLimits } f
 
 /** `?limit=&cursor=` of a listing: at most LISTING_PAGE_SIZE a page; the cursor is the last path of the previous page. */
 const ListingQuerySchema = (max: number) =>
-  z.object({ limit: z.coerce.number().int().min(1).max(max).optional(), cursor: z.string().min(1).max(4096).optional() }).strict();
+  z
+    .object({
+      limit: z.coerce.number().int().min(1).max(max).optional().meta({ description: 'files in this page; LISTING_PAGE_SIZE (1000) at most and by default' }),
+      cursor: z.string().min(1).max(4096).optional().meta({ description: "the previous page's `nextCursor`" }),
+    })
+    .strict();
 
 export interface FilesDeps {
   storage: Storage;
@@ -168,6 +173,7 @@ function operations(docs: ApiDocs) {
       tags,
       summary: 'List the files under DATA_DIR',
       description: 'Any path ending in `/` lists that folder: `/api/v1/files/local/reports/`.',
+      request: { query: ListingQuerySchema(1000) },
       responses: listing({ location: '', entries: [{ path: 'data.csv', location: 'data.csv', size: 311_548, modified }] }),
     },
     localDownload: {
@@ -191,7 +197,7 @@ function operations(docs: ApiDocs) {
       tags,
       summary: 'List the objects of a bucket',
       description: 'Any key ending in `/` lists that prefix: `/api/v1/files/s3/decisum/reports/`.',
-      request: { params: z.object({ bucket }) },
+      request: { params: z.object({ bucket }), query: ListingQuerySchema(1000) },
       responses: listing({
         location: 's3://decisum/',
         entries: [{ path: 'data.csv', location: 's3://decisum/data.csv', size: 311_548, modified }],
