@@ -2,8 +2,9 @@ import path from 'node:path';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import type { Broker, CallbackHosts, JobFeed, JobStore, Logger, Storage, TokenEntry, TrustProxy } from '@decisum/shared';
+import { DEFAULT_LIMITS, type Broker, type CallbackHosts, type JobFeed, type JobStore, type Limits, type Logger, type RateLimiter, type Storage, type TokenEntry, type TrustProxy } from '@decisum/shared';
 import { authenticate, guardLocal, requireAccess } from './auth';
+import { rateLimit } from './rateLimit';
 import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
@@ -26,6 +27,12 @@ export interface AppDeps {
   callbackHosts?: CallbackHosts;
   /** How often an idle event stream gets a comment (SSE_HEARTBEAT_MS). */
   heartbeatMs?: number;
+  /** DATA_DIR, absolute: uploads check its disk's free space. */
+  dataDir: string;
+  /** The resource limits (config.limits); the defaults when absent. */
+  limits?: Limits;
+  /** Counts /api/v1 requests per owner and address (RATE_LIMIT_PER_MINUTE); none when absent. */
+  rateLimiter?: RateLimiter;
   /** Aborted when the API stops: waits answer and event streams end, so the server can close. */
   stopping?: AbortSignal;
   /** API_TOKENS; none (the default) is protected mode: this machine only, every caller the local owner. */
@@ -90,15 +97,18 @@ export function createApp(deps: AppDeps): App {
   const tokens = deps.tokens ?? [];
   if (tokens.length === 0) { app.use(guardLocal); }
   app.use('/api/v1', authenticate(tokens));
+  // Health, metrics, the docs and the page are never limited: probes must always get through.
+  if (deps.rateLimiter) { app.use('/api/v1', rateLimit(deps.rateLimiter, logger)); }
 
   const docs = new ApiDocs();
   app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready } }, docs));
   const jobs = '/api/v1/jobs';
   const files = '/api/v1/files';
   const events = '/api/v1/events';
-  app.use(jobs, requireAccess('jobs'), express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
+  const limits = deps.limits ?? DEFAULT_LIMITS;
+  app.use(jobs, requireAccess('jobs'), express.json({ limit: '64kb' }), createJobsRouter({ ...deps, maxActiveJobs: limits.activeJobsPerOwner, listColumns: limits.listColumns }, docs, jobs));
   app.use(events, createEventsRouter({ ...deps, heartbeatMs: deps.heartbeatMs ?? 15_000 }, docs, events));
-  app.use(files, requireAccess('files'), createFilesRouter(deps, docs, files));
+  app.use(files, requireAccess('files'), createFilesRouter({ ...deps, limits }, docs, files));
   const { router: docsRouter, document } = createDocsRouter(docs);
   app.use(docsRouter);
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));

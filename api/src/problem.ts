@@ -45,7 +45,8 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     const app = asAppError(err);
     if (app.expected) { logger.debug({ code: app.code, path: req.path }, app.message); }
     else { logger.error({ err, code: app.code, method: req.method, path: req.path }, 'request failed'); }
-    if (app.status === 503) { res.setHeader('Retry-After', '2'); }
+    if (app.retryAfter !== undefined) { res.setHeader('Retry-After', String(app.retryAfter)); }
+    else if (app.status === 503) { res.setHeader('Retry-After', '2'); }
     for (const [name, value] of Object.entries(app.headers ?? {})) { res.setHeader(name, value); }
     const problem: Problem = { ...problemIdentity(app.code), status: app.status, detail: redact(app.message), code: app.code };
     if (app.row !== undefined) { problem.row = app.row; }

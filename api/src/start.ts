@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, exposureProblem, serveMetrics, type Config, type Logger, type Services } from '@decisum/shared';
+import { ConfigError, exposureProblem, RateLimiter, serveMetrics, type Config, type Logger, type Services } from '@decisum/shared';
 import { createApp } from './app';
 import { createMetrics } from './metrics';
 import { OutboxSweeper } from './sweeper';
@@ -81,6 +81,9 @@ export async function startApi(
     stopping: stopping.signal,
     tokens: config.tokens,
     trustProxy: config.trustProxy,
+    dataDir: config.dataDir,
+    limits: config.limits,
+    rateLimiter: config.limits.ratePerMinute > 0 ? new RateLimiter(redis, config.prefix, config.limits.ratePerMinute) : undefined,
   });
   const server = app.listen(config.port, host);
   setTimeouts(server);

@@ -22,6 +22,7 @@ function inertApp(): App {
     feed: {} as JobFeed,
     logger: createLogger('test', 'silent'),
     metrics: createMetrics(store, createRegistry()),
+    dataDir: '/nonexistent',
   });
 }
 

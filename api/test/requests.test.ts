@@ -36,7 +36,7 @@ describe('request logs and the request-duration histogram', () => {
     });
     const { store, broker, storage, feed } = stack;
     metrics = createMetrics(store, createRegistry());
-    app = createApp({ store, broker, storage, feed, logger: createLogger('test', 'info', sink), metrics });
+    app = createApp({ store, broker, storage, feed, dataDir: stack.dataDir, logger: createLogger('test', 'info', sink), metrics });
   });
   afterAll(() => stack?.stop());
 

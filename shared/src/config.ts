@@ -6,6 +6,7 @@ import { parseTokens, type TokenEntry } from './tokens';
 import { parseLocation } from './location';
 import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
 import { DEFAULT_READ_POLICY } from './storage/backoff';
+import { NO_BUCKETS, parseBucketScope, type BucketScope } from './scope';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -59,6 +60,18 @@ const trustProxy = z.string().transform((value, ctx): TrustProxy => {
   return list;
 });
 
+/** The resource limits when their variables are unset (see Config['limits']). */
+export const DEFAULT_LIMITS: Limits = {
+  uploadBytes: 1024 ** 3,
+  minFreeBytes: 1024 ** 3,
+  // Off: the quick start, the examples and the service benchmark (thousands of submissions a minute) run unthrottled.
+  ratePerMinute: 0,
+  activeJobsPerOwner: 10_000,
+  listColumns: 100,
+  listingPage: 1000,
+};
+
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -80,6 +93,23 @@ const schema = z.object({
   S3_PART_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
   S3_READ_CONCURRENCY: int(1, 256).default(16),
   S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_BUCKETS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseBucketScope(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  MAX_UPLOAD_BYTES: int(1).default(DEFAULT_LIMITS.uploadBytes),
+  MIN_FREE_BYTES: int(0).default(DEFAULT_LIMITS.minFreeBytes),
+  RATE_LIMIT_PER_MINUTE: int(0).default(DEFAULT_LIMITS.ratePerMinute),
+  MAX_ACTIVE_JOBS_PER_OWNER: int(0).default(DEFAULT_LIMITS.activeJobsPerOwner),
+  LIST_MAX_COLUMNS: int(0, 100_000).default(DEFAULT_LIMITS.listColumns),
+  LISTING_PAGE_SIZE: int(1, 100_000).default(DEFAULT_LIMITS.listingPage),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   DECISUM_PREFIX: z
@@ -119,6 +149,22 @@ const schema = z.object({
   SSE_HEARTBEAT_MS: int(100).default(15_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+/** Limits on what one client may hold or send (issue 10). */
+export interface Limits {
+  /** MAX_UPLOAD_BYTES: the largest file PUT accepts. */
+  uploadBytes: number;
+  /** MIN_FREE_BYTES: uploads under DATA_DIR are refused while less than this is free; 0 turns the check off. */
+  minFreeBytes: number;
+  /** RATE_LIMIT_PER_MINUTE: requests per owner and client address per minute; 0 turns the limit off. */
+  ratePerMinute: number;
+  /** MAX_ACTIVE_JOBS_PER_OWNER: queued plus running jobs one owner may have; 0 turns the limit off. */
+  activeJobsPerOwner: number;
+  /** LIST_MAX_COLUMNS: per-column results a job carries in the list endpoint's answer. */
+  listColumns: number;
+  /** LISTING_PAGE_SIZE: the most files one listing page holds. */
+  listingPage: number;
+}
 
 export interface HostPort {
   host: string;
@@ -162,6 +208,9 @@ export interface Config {
     forcePathStyle: boolean;
     credentials?: { accessKeyId: string; secretAccessKey: string };
   };
+  /** S3_BUCKETS: the S3 locations jobs and the files API may touch; no bucket when unset. */
+  buckets: BucketScope;
+  limits: Limits;
   /** How a job reads an S3 object: ranged GETs of partBytes, concurrency of them at once. */
   s3Reads: { partBytes: number; concurrency: number };
   prefix: string;
@@ -251,6 +300,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY }
           : undefined,
     },
+    buckets: e.S3_BUCKETS ?? NO_BUCKETS,
+    limits: {
+      uploadBytes: e.MAX_UPLOAD_BYTES,
+      minFreeBytes: e.MIN_FREE_BYTES,
+      ratePerMinute: e.RATE_LIMIT_PER_MINUTE,
+      activeJobsPerOwner: e.MAX_ACTIVE_JOBS_PER_OWNER,
+      listColumns: e.LIST_MAX_COLUMNS,
+      listingPage: e.LISTING_PAGE_SIZE,
+    },
     s3Reads: { partBytes: e.S3_PART_BYTES, concurrency: e.S3_READ_CONCURRENCY },
     prefix: e.DECISUM_PREFIX,
     executor: {
@@ -321,6 +379,9 @@ function resultsLocation(value: string | undefined, dataDir: string): ResultsLoc
   try {
     loc = parseLocation(value);
   } catch (err) {
+    if ((err as { code?: string }).code === 'INVALID_LOCATION') {
+      throw new ConfigError('invalid configuration: RESULTS_LOCATION must not have . or .. segments (nor empty ones)');
+    }
     throw new ConfigError(`invalid configuration: RESULTS_LOCATION ${(err as Error).message}`);
   }
   if (loc.kind !== 's3') { throw new ConfigError('invalid configuration: RESULTS_LOCATION must be s3://bucket/prefix/ or a folder'); }

@@ -8,6 +8,12 @@ export const ERROR_CODES = [
   'FORBIDDEN',
   'HOST_NOT_ALLOWED',
   'PATH_OUTSIDE_DATA_DIR',
+  'INVALID_LOCATION',
+  'LOCATION_NOT_ALLOWED',
+  'UPLOAD_TOO_LARGE',
+  'INSUFFICIENT_STORAGE',
+  'RATE_LIMITED',
+  'TOO_MANY_ACTIVE_JOBS',
   'FILE_NOT_FOUND',
   'FILE_ACCESS_DENIED',
   'FILE_CHANGED',
@@ -47,8 +53,10 @@ export interface AppErrorOptions {
   row?: number;
   column?: string;
   details?: Record<string, unknown>;
-  /** Response headers that go with the problem (WWW-Authenticate, Retry-After). */
+  /** Response headers that go with the problem (WWW-Authenticate). */
   headers?: Record<string, string>;
+  /** Seconds until trying again may succeed: sent as Retry-After. */
+  retryAfter?: number;
   cause?: unknown;
 }
 
@@ -61,6 +69,7 @@ export class AppError extends Error {
   readonly column?: string;
   readonly details?: Record<string, unknown>;
   readonly headers?: Record<string, string>;
+  readonly retryAfter?: number;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -73,6 +82,7 @@ export class AppError extends Error {
     this.column = options.column;
     this.details = options.details;
     this.headers = options.headers;
+    this.retryAfter = options.retryAfter;
   }
 }
 

@@ -57,8 +57,27 @@ export type ColumnSum = z.infer<typeof ColumnSumSchema>;
 export const JobResultSchema = z.object({
   rows: z.number().int(),
   columns: z.array(ColumnSumSchema),
+  columnCount: z
+    .number()
+    .int()
+    .optional()
+    .describe('in the list endpoint, when `columns` was cut: how many columns the result has (GET the job for all of them)'),
+  columnsTruncated: z
+    .literal(true)
+    .optional()
+    .describe('in the list endpoint: `columns` holds only the first LIST_MAX_COLUMNS; GET the job for all of them'),
 });
 export type JobResult = z.infer<typeof JobResultSchema>;
+
+/** The job as the list endpoint shows it: at most maxColumns per-column results, the cut marked. */
+export function withColumnsCut(job: Job, maxColumns: number): Job {
+  const result = job.result;
+  if (!result || result.columns.length <= maxColumns) { return job; }
+  return {
+    ...job,
+    result: { ...result, columns: result.columns.slice(0, maxColumns), columnCount: result.columns.length, columnsTruncated: true },
+  };
+}
 
 export const JobErrorSchema = z.object({
   code: z.string(),

@@ -18,6 +18,7 @@ import { LOCAL_OWNER } from './tokens';
  *   events     stream, capped: the job's hash after every state change (or `gone` when a record is taken back)
  *   progress   stream, short: `{id, owner, progress}` each time a running job's progress changes
  *   callbacks  zset id → due ms: final jobs whose callback is still to be delivered (or a delivery's lease)
+ *   active:{owner}  zset id → admitted ms: an owner's places under MAX_ACTIVE_JOBS_PER_OWNER (see admit)
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one;
  * the script also appends the change to the events stream, so an event is never lost nor ahead of its change.
  */
@@ -57,6 +58,27 @@ const SCRIPTS = {
       if ARGV[7] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
       ${emit(7, 9)}
       return {1, ARGV[1]}`,
+  },
+  admit: {
+    keys: 1, // the owner's active set
+    // Counted from the set alone until it is full; only then are the jobs that ended (or whose record is
+    // gone, or never came after grace ms) swept out of it, so a submission costs O(1) until an owner nears the limit.
+    lua: `
+      local limit = tonumber(ARGV[3])
+      local n = redis.call('ZCARD', KEYS[1])
+      if n >= limit then
+        local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+        for i = 1, #members, 2 do
+          local status = redis.call('HGET', ARGV[4] .. members[i], 'status')
+          local stale = (not status) and tonumber(members[i + 1]) < tonumber(ARGV[2]) - tonumber(ARGV[5])
+          if stale or (status and (${LUA_FINAL})) then redis.call('ZREM', KEYS[1], members[i]) end
+        end
+        n = redis.call('ZCARD', KEYS[1])
+        if n >= limit then return {0, n} end
+      end
+      redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+      redis.call('EXPIRE', KEYS[1], ARGV[6])
+      return {1, n + 1}`,
   },
   discard: {
     keys: 6, // job, jobs, queued, outbox, idem, events
@@ -194,6 +216,8 @@ export type ClaimOutcome =
 export interface NewJob {
   /** The submitting token's name; the local owner when absent. */
   owner?: string;
+  /** The id reserved by admit; a new one when absent. */
+  id?: string;
   file: string;
   options: Job['options'];
   /** The webhook to call once the job is final. */
@@ -288,6 +312,9 @@ function parseJson(raw: string | undefined): unknown {
   return raw === undefined || raw === '' ? undefined : JSON.parse(raw);
 }
 
+/** How long a place admit reserved counts without its job's record: the time create takes, with room to spare. */
+const ADMIT_GRACE_MS = 60_000;
+
 const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
 const DEFAULT_EVENT_HISTORY = 10_000;
 
@@ -360,7 +387,7 @@ export class JobStore {
 
   /** Records a job; with an idempotency key that already made a job of this owner, returns that job instead. */
   async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; created: boolean }> {
-    const id = randomUUID();
+    const id = job.id ?? randomUUID();
     const now = this.now();
     const owner = job.owner ?? LOCAL_OWNER;
     const [created, jobId] = (await this.run(
@@ -390,6 +417,30 @@ export class JobStore {
     const stored = await this.get(jobId);
     if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
     return { job: stored, created: created === 1 };
+  }
+
+  /**
+   * Reserves a place for job `id` among the owner's active (queued or running) jobs, atomically across
+   * API processes: true when it fits under `limit`, false (nothing changed) when the owner already has
+   * that many. A place is freed once its job is final or its record gone, and a reservation whose job
+   * was never recorded after ADMIT_GRACE_MS.
+   */
+  async admit(owner: string, id: string, limit: number): Promise<{ admitted: boolean; active: number }> {
+    const [admitted, active] = (await this.run(
+      'admit',
+      [this.activeKey(owner)],
+      [id, this.now(), limit, this.key('job', ''), ADMIT_GRACE_MS, this.options.ttlSeconds],
+    )) as [number, number];
+    return { admitted: admitted === 1, active };
+  }
+
+  /** Gives back a place admit reserved for a job that was not created (an idempotent replay, a refusal). */
+  async unadmit(owner: string, id: string): Promise<void> {
+    await this.redis.zrem(this.activeKey(owner), id);
+  }
+
+  private activeKey(owner: string): string {
+    return this.key('active', owner);
   }
 
   /** Removes a job that was never published (the broker refused it), so a 503 leaves nothing behind. */

@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { AppError, JOB_STATUSES, JobSubmissionSchema, type JobFeed, type JobStore } from '@decisum/shared';
+import { AppError, JOB_STATUSES, JobSubmissionSchema, withColumnsCut, type JobFeed, type JobStore } from '@decisum/shared';
 import { canSee, type Principal } from '../auth';
 import { SAMPLE_ID, examples, type ApiDocs } from '../openapi';
 import { submitJob, type SubmitDeps } from '../submit';
@@ -11,6 +11,8 @@ export type JobsDeps = SubmitDeps & {
   feed: JobFeed;
   /** Aborted when the API stops: waiting requests answer at once with the job as it is. */
   stopping?: AbortSignal;
+  /** LIST_MAX_COLUMNS: per-column results each job carries in a list page. */
+  listColumns: number;
 };
 
 /** The longest `?wait`, in seconds. */
@@ -73,7 +75,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       const submission = parse(JobSubmissionSchema, req.body ?? {}, 'body');
       const key = req.get('Idempotency-Key');
       const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKeySchema, key, 'Idempotency-Key');
-      const { job, replayed } = await submitJob(deps, submission, idempotencyKey, principalOf(res).owner);
+      const { job, replayed } = await submitJob(deps, submission, principalOf(res).owner, idempotencyKey);
       aboutJob(res, job.id);
       if (replayed) { res.setHeader('Idempotent-Replayed', 'true'); }
       res.status(202).location(`${base}/${job.id}`).json(job);
@@ -134,12 +136,16 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     async (req, res) => {
       const principal = principalOf(res);
       const owner = principal.scopes.includes('admin') ? undefined : principal.owner;
-      res.json(await store.list({ ...parse(ListQuerySchema, req.query, 'query'), owner }));
+      const page = await store.list({ ...parse(ListQuerySchema, req.query, 'query'), owner });
+      res.json({ ...page, jobs: page.jobs.map((job) => withColumnsCut(job, deps.listColumns)) });
     },
     {
       path: '/',
       tags: ['jobs'],
       summary: 'List jobs, newest first',
+      description:
+        'Each job carries at most LIST_MAX_COLUMNS (100 by default) per-column results; a job cut this way has `result.columnsTruncated: true` ' +
+        'and `result.columnCount`. `GET /api/v1/jobs/{id}` returns every column.',
       request: { query: ListQuerySchema },
       responses: {
         200: {
