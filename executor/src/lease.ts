@@ -46,6 +46,13 @@ export interface LeaseOptions {
 }
 
 /**
+ * A size learnt is written this long after, with every other size learnt meanwhile, in one round
+ * trip: a job of a few milliseconds has finished by then (its outcome carries its progress) and
+ * costs no write of its own.
+ */
+const SIZE_WRITE_DELAY_MS = 20;
+
+/**
  * Claims jobs and holds their leases: one timer renews every lease this executor holds in one Redis
  * round trip (writing each job's progress with it), and a lease the store no longer grants stops its
  * job. The outcome is written fenced by the attempt number, so a stale attempt writes nothing.
@@ -53,6 +60,9 @@ export interface LeaseOptions {
 export class LeaseManager {
   private readonly held = new Set<Lease>();
   private timer?: NodeJS.Timeout;
+  /** Leases whose size was learnt since the last size write. */
+  private readonly sized = new Set<Lease>();
+  private sizeTimer?: NodeJS.Timeout;
   private closed = false;
 
   constructor(
@@ -71,6 +81,7 @@ export class LeaseManager {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.sizeTimer);
   }
 
   /** A lease on a new attempt; undefined when there is nothing to run, or `stop` aborted the wait for another executor's lease. */
@@ -81,7 +92,7 @@ export class LeaseManager {
       if (c === undefined) { return undefined; }
       switch (c.kind) {
         case 'claimed': {
-          const lease = new Lease(jobId, c.attempt, log, stop, (l) => void this.renew([l]));
+          const lease = new Lease(jobId, c.attempt, log, stop, (l) => this.sizeLearnt(l));
           this.held.add(lease);
           return lease;
         }
@@ -119,6 +130,17 @@ export class LeaseManager {
   /** Stops renewing a lease that is no longer this attempt's. */
   drop(lease: Lease): void {
     this.held.delete(lease);
+  }
+
+  /** Writes the size soon, with the others learnt meanwhile; one timer for all of them. */
+  private sizeLearnt(lease: Lease): void {
+    this.sized.add(lease);
+    this.sizeTimer ??= setTimeout(() => {
+      this.sizeTimer = undefined;
+      const leases = [...this.sized].filter((l) => this.held.has(l));
+      this.sized.clear();
+      void this.renew(leases);
+    }, SIZE_WRITE_DELAY_MS);
   }
 
   private schedule(): void {

@@ -19,3 +19,6 @@ export * from './epoch';
 export * from './archive';
 export * from './callbacks';
 export * from './feed';
+export * from './tokens';
+export * from './scope';
+export * from './rateLimit';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DELIMITERS } from './delimiters';
 import { JOB_STATUSES } from './status';
+import { LOCAL_OWNER } from './tokens';
 
 /** One schema per thing that crosses a boundary: the HTTP body, the queue message, the stored job. */
 
@@ -56,8 +57,27 @@ export type ColumnSum = z.infer<typeof ColumnSumSchema>;
 export const JobResultSchema = z.object({
   rows: z.number().int(),
   columns: z.array(ColumnSumSchema),
+  columnCount: z
+    .number()
+    .int()
+    .optional()
+    .describe('in the list endpoint, when `columns` was cut: how many columns the result has (GET the job for all of them)'),
+  columnsTruncated: z
+    .literal(true)
+    .optional()
+    .describe('in the list endpoint: `columns` holds only the first LIST_MAX_COLUMNS; GET the job for all of them'),
 });
 export type JobResult = z.infer<typeof JobResultSchema>;
+
+/** The job as the list endpoint shows it: at most maxColumns per-column results, the cut marked. */
+export function withColumnsCut(job: Job, maxColumns: number): Job {
+  const result = job.result;
+  if (!result || result.columns.length <= maxColumns) { return job; }
+  return {
+    ...job,
+    result: { ...result, columns: result.columns.slice(0, maxColumns), columnCount: result.columns.length, columnsTruncated: true },
+  };
+}
 
 export const JobErrorSchema = z.object({
   code: z.string(),
@@ -84,8 +104,12 @@ export const CallbackStateSchema = z.object({
 });
 export type CallbackState = z.infer<typeof CallbackStateSchema>;
 
+/** A job's owner: the name of the token that submitted it; records from before owners belong to the local owner. */
+const OwnerSchema = z.string().min(1).default(LOCAL_OWNER).describe('the name of the API token that submitted the job ("local" in protected mode)');
+
 export const JobSchema = z.object({
   id: z.string(),
+  owner: OwnerSchema,
   status: z.enum(JOB_STATUSES),
   file: z.string(),
   options: JobOptionsSchema,
@@ -110,14 +134,16 @@ export type JobPage = z.infer<typeof JobPageSchema>;
 /** The queue message: just enough to find the job; Redis holds the truth. */
 export const JobMessageSchema = z.object({
   id: z.string().min(1),
+  /** Who submitted it; absent in messages published before jobs had owners. */
+  owner: z.string().min(1).optional(),
   file: z.string().min(1),
   options: JobOptionsSchema,
 });
 export type JobMessage = z.infer<typeof JobMessageSchema>;
 
 /** The message that carries a recorded job to the executors. */
-export function jobMessage(job: Pick<Job, 'id' | 'file' | 'options'>): JobMessage {
-  return { id: job.id, file: job.file, options: job.options };
+export function jobMessage(job: Pick<Job, 'id' | 'file' | 'options'> & { owner?: string }): JobMessage {
+  return { id: job.id, owner: job.owner, file: job.file, options: job.options };
 }
 
 export const ActiveCountSchema = z.object({

@@ -42,6 +42,8 @@ export interface EngineConfig {
   bufferBytes?: number;
   /** Plain rows through the WebAssembly SIMD fast path (simd.ts); true when absent. */
   simd?: boolean;
+  /** The WebAssembly instance to use (one taken from SimdRows' pool); a new one when absent. */
+  simdRows?: SimdRows;
 }
 
 /** A read buffer of size bytes rounded up to whole words, with SLACK bytes of memory after it. */
@@ -95,7 +97,7 @@ export class Engine implements Scan {
     this.maxRecordBytes = cfg.maxRecordBytes;
     // Typed-array views of WebAssembly memory read it as little-endian, as the host must be.
     // A header-only engine (the parallel runner's) never reaches a data row, so it needs no instance.
-    this.simd = cfg.simd !== false && !cfg.headerOnly && LITTLE_ENDIAN ? new SimdRows() : null;
+    this.simd = cfg.simd !== false && !cfg.headerOnly && LITTLE_ENDIAN ? (cfg.simdRows ?? new SimdRows()) : null;
     this.header = new HeaderReader(cfg, this.parser);
     this.plain = new PlainRows(this, this.simd);
     this.doubleEncoded = new DoubleEncodedRows(this);
