@@ -18,6 +18,9 @@ const common = {
   moduleNameMapper: {
     '^@decisum/shared$': '<rootDir>/shared/src/index.ts',
     '^@decisum/shared/status$': '<rootDir>/shared/src/status.ts',
+    '^@decisum/shared/delimiters$': '<rootDir>/shared/src/delimiters.ts',
+    '^@decisum/shared/tokens$': '<rootDir>/shared/src/tokens.ts',
+
     '^@decisum/shared/local-file$': '<rootDir>/shared/src/storage/local-file.ts',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },

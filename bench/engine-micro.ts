@@ -3,9 +3,9 @@
  * once), then pushes it through the engine in 1 MiB chunks and prints MB/s per run.
  *
  *   node -r ts-node/register/transpile-only bench/engine-micro.ts --kind decimal --mb 100 --runs 5
- *   … --impl base=/tmp/base/core.ts,new=executor/src/engine/core.ts   (A/B, interleaved A B A B)
+ *   … --impl base=/tmp/base/engine.ts,new=executor/src/engine/engine.ts   (A/B, interleaved A B A B)
  *
- * Without --impl it runs createSummer from executor/src/engine. An --impl path names a core
+ * Without --impl it runs createSummer from executor/src/engine. An --impl path names an engine
  * module (exporting Engine) and is driven the way createSummer drives it. On a noisy machine
  * compare the ratio between interleaved implementations, not absolute figures; --save writes
  * the data to a file so instruction counts (valgrind --tool=callgrind) can reuse it with --file.
@@ -51,7 +51,7 @@ function loadImpls(): { name: string; make: Make }[] {
     return {
       name,
       make: () => {
-        const e = new core.Engine({ step: 10, offset: 0, header: true, maxRecordBytes: 64 << 20 });
+        const e = new core.Engine({ step: 10, offset: 0, header: true, maxRecordBytes: 64 << 20, maxHeaderBytes: 1 << 20, maxColumns: 100_000 });
         return {
           push: (c: Buffer) => e.push(c),
           finish: () => {

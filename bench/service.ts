@@ -11,7 +11,8 @@
  *   npm run bench:service -- --profile /tmp/prof             --cpu-prof on every server process
  *
  * Options: --jobs 5000, --clients 50, --apis 1, --executors 1, --executor-concurrency (product
- * default), --only decisum|bullmq, --idle-jobs 200, --poll-ms 1, --profile DIR, --json FILE,
+ * default), --only decisum|bullmq, --idle-jobs 200, --poll-ms N (idle jobs polled every N ms instead
+ * of a `?wait=` long poll), --profile DIR, --json FILE,
  * --node-args "FLAGS" (more node flags for every server process, e.g. "--trace-gc"; kept logs need --profile).
  * --steps [--step-runs 500] measures each step of a job alone instead (bench/service/steps.ts).
  * Uses REDIS_URL / AMQP_URL (default: the local servers) under fresh prefixes, and deletes every
@@ -20,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { serviceUrls } from '../test/support/services';
-import { HttpClient, idleLatency, medianSteps, percentile, pollUntilFinal, runLoad } from './service/load';
+import { HttpClient, idleLatency, longPollUntilFinal, medianSteps, percentile, pollUntilFinal, runLoad } from './service/load';
 import { cpuMs, listenerPid } from './service/procs';
 import { summarizeProfiles } from './service/profile';
 import { runSteps } from './service/steps';
@@ -34,7 +35,8 @@ interface Options {
   executorConcurrency?: number;
   only?: 'decisum' | 'bullmq';
   idleJobs: number;
-  pollMs: number;
+  /** Poll idle jobs every pollMs; absent: one `GET …?wait=` long poll. */
+  pollMs?: number;
   profileDir?: string;
   json?: string;
   nodeArgs?: string[];
@@ -64,7 +66,7 @@ function options(argv: string[]): Options {
     executorConcurrency: value('--executor-concurrency') === undefined ? undefined : num('--executor-concurrency', 0, 1),
     only,
     idleJobs: num('--idle-jobs', 200, 1),
-    pollMs: num('--poll-ms', 1, 0),
+    pollMs: value('--poll-ms') === undefined ? undefined : num('--poll-ms', 1, 0),
     profileDir: profile === undefined ? undefined : path.resolve(profile),
     json: value('--json'),
     nodeArgs: value('--node-args')?.split(' ').filter((a) => a !== ''),
@@ -143,7 +145,7 @@ async function measure(system: System, servers: Servers, o: Options): Promise<Fi
   const client = new HttpClient(o.clients);
   try {
     say(`${system.name} (${system.setup}): idle latency, ${o.idleJobs} jobs one after another`);
-    const idle = await idleLatency(client, system.urls, { jobs: o.idleJobs, warmup: IDLE_WARMUP, body, wait: pollUntilFinal(o.pollMs) });
+    const idle = await idleLatency(client, system.urls, { jobs: o.idleJobs, warmup: IDLE_WARMUP, body, wait: o.pollMs === undefined ? longPollUntilFinal(30) : pollUntilFinal(o.pollMs) });
 
     say(`${system.name}: ${o.jobs} jobs from ${o.clients} clients`);
     const cpu = cpuReader(system, servers);
@@ -231,7 +233,17 @@ function cpuTable(rows: Figures[]): string {
     .join('\n');
 }
 
+/** The comment at the top of this file, for --help. */
+function usage(): string {
+  const head = fs.readFileSync(__filename, 'utf8').split('*/')[0];
+  return `${head.split('\n').slice(1).map((l) => l.replace(/^ \*\s?/, '')).join('\n').trim()}\n`;
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(usage());
+    return;
+  }
   const o = options(process.argv.slice(2));
   const servers = await serviceUrls();
   if (o.steps !== undefined) {
@@ -264,7 +276,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       '',
-      `${o.jobs} jobs of the reference sample (${size} bytes, 168 rows), ${o.clients} clients; idle: ${o.idleJobs} jobs one after another, polled every ${o.pollMs} ms`,
+      `${o.jobs} jobs of the reference sample (${size} bytes, 168 rows), ${o.clients} clients; idle: ${o.idleJobs} jobs one after another, ${o.pollMs === undefined ? 'waited for with GET ?wait=' : `polled every ${o.pollMs} ms`}`,
       ...rows.map((f) => `  ${f.system}: ${f.setup}`),
       o.profileDir ? '  profiled run (--cpu-prof): the figures include the profiler\'s cost' : '',
       '',

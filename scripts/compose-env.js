@@ -10,6 +10,10 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const secret = () => crypto.randomBytes(24).toString('hex');
+// One admin token: its hash goes into API_TOKENS (what the API keeps), the token itself into
+// DECISUM_TOKEN (what the CLI sends), in this 0600 file beside the other secrets.
+const adminToken = `dcs_${crypto.randomBytes(32).toString('base64url')}`;
+const adminEntry = { name: 'admin', sha256: crypto.createHash('sha256').update(adminToken).digest('hex'), scopes: ['admin'] };
 // The secrets compose needs; AWS_* name the app's own MinIO user (minio profile).
 const generated = {
   REDIS_PASSWORD: secret,
@@ -20,6 +24,8 @@ const generated = {
   GRAFANA_ADMIN_PASSWORD: secret,
   // Signs callbacks; unused until CALLBACK_HOSTS lists a host.
   CALLBACK_SECRET: secret,
+  API_TOKENS: () => JSON.stringify([adminEntry]),
+  DECISUM_TOKEN: () => adminToken,
 };
 
 function main() {

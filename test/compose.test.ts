@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { loadConfig } from '@decisum/shared';
+import { exposureProblem, findToken, loadConfig } from '@decisum/shared';
 
 /**
  * docker-compose.yml, .env.example and the Dockerfile, checked without a Docker engine: Debian's
@@ -349,6 +349,16 @@ function runShell(script: string[], env: Record<string, string>, fakes: string[]
       expect(services[name].volumes).toEqual(['decisum-data:/data:rw']);
     }
     expect(read('deploy/prometheus/prometheus.yml')).toContain('port: 9464');
+  });
+
+  it('runs the API on the network with the generated admin token, its metrics on their own port', () => {
+    const env = services.api.environment ?? {};
+    const config = loadConfig(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v ?? ''])));
+    expect(config.host).toBe('0.0.0.0');
+    expect(exposureProblem(config)).toBeUndefined();
+    expect(findToken(config.tokens, secrets.DECISUM_TOKEN)).toMatchObject({ name: 'admin', scopes: ['admin'] });
+    expect(config.metricsPort).toBe(9463);
+    expect(read('deploy/prometheus/prometheus.yml')).toContain('port: 9463');
   });
 
   it('waits longer than SHUTDOWN_GRACE_MS before killing a stopping executor', () => {

@@ -181,16 +181,21 @@ withPrometheus('a real Prometheus scraping a running decisum', () => {
   let executor: ServiceProcess | undefined;
   let prometheus: PrometheusServer;
   let executorPort: number;
+  const apiMetricsUrl = (): string => {
+    const url = cluster.apis[0].metricsUrl;
+    if (!url) { throw new Error('the API did not open its METRICS_PORT'); }
+    return url;
+  };
 
   beforeAll(async () => {
     const { redisUrl, amqpUrl } = await serviceUrls();
     // No executor yet: submitted jobs stay queued, so the active count holds still while Prometheus catches up.
-    cluster = await Cluster.start({ redisUrl, amqpUrl, apis: 1, executors: 0 });
+    cluster = await Cluster.start({ redisUrl, amqpUrl, apis: 1, executors: 0, env: { METRICS_PORT: String(await freePort()) } });
     cluster.writeFile('sample.csv', fs.readFileSync(SAMPLE));
     executorPort = await freePort();
     // The shipped configuration, with the compose network's DNS discovery replaced by these processes' ports.
     const shipped = parseYaml(read('deploy/prometheus/prometheus.yml')) as { scrape_configs: { job_name: string }[] };
-    const targets: Record<string, string> = { 'decisum-api': new URL(cluster.url).host, 'decisum-executor': `127.0.0.1:${executorPort}` };
+    const targets: Record<string, string> = { 'decisum-api': new URL(apiMetricsUrl()).host, 'decisum-executor': `127.0.0.1:${executorPort}` };
     prometheus = await startPrometheus({
       global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
       rule_files: [path.join(PROMETHEUS_DIR, 'alerts.yml')],
@@ -263,7 +268,7 @@ withPrometheus('a real Prometheus scraping a running decisum', () => {
 
   it('serves every metric the dashboard and the rules name', async () => {
     expect(executor).toBeDefined();
-    const served = await servedMetrics([`${cluster.url}/metrics`, `http://127.0.0.1:${executorPort}/metrics`]);
+    const served = await servedMetrics([`${apiMetricsUrl()}/metrics`, `http://127.0.0.1:${executorPort}/metrics`]);
     const synthetic = new Set(['up']);
     const missing: string[] = [];
     for (const { where, expr } of expressions) {

@@ -1,5 +1,5 @@
 // Every request the page makes goes through this module: the one place that adds a bearer token,
-// turns problem+json into errors, follows the event stream, and where a 401 token prompt will hook in.
+// turns problem+json into errors, follows the event stream, and asks for a token when the API answers 401.
 
 /** An error from the API, carrying its problem+json body. */
 export class ApiError extends Error {
@@ -16,8 +16,19 @@ export class ApiError extends Error {
 
 const UNREACHABLE = { code: 'UNREACHABLE', detail: 'The server could not be reached. Is decisum running?' };
 
+const TOKEN_KEY = 'decisum.token';
+
+/** The token lives in sessionStorage: kept for this tab, gone when it closes. */
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** @type {{ token: string | undefined }} */
-const auth = { token: undefined };
+const auth = { token: storedToken() };
 
 /** Open event streams: a new token reconnects them with it. */
 const streams = new Set();
@@ -25,7 +36,26 @@ const streams = new Set();
 /** The bearer token sent with every request from now on; undefined sends none. */
 export function setToken(token) {
   auth.token = token || undefined;
+  try {
+    if (auth.token) { sessionStorage.setItem(TOKEN_KEY, auth.token); }
+    else { sessionStorage.removeItem(TOKEN_KEY); }
+  } catch {
+    // Storage refused (a private window): the token still holds for this page.
+  }
   for (const stream of streams) { stream.reconnect(); }
+}
+
+/** After a 401: asks the person for a token (once at a time); true when one was given. */
+let asking;
+function askForToken() {
+  asking ??= Promise.resolve().then(() => {
+    const given = window.prompt(auth.token ? 'That API token was refused. Paste another:' : 'This decisum needs an API token. Paste yours:');
+    asking = undefined;
+    if (!given || !given.trim()) { return false; }
+    setToken(given.trim());
+    return true;
+  });
+  return asking;
 }
 
 function headers(extra = {}) {
@@ -45,7 +75,7 @@ function problemFrom(text, status) {
 }
 
 /** fetch with the token; a non-2xx answer becomes an ApiError. */
-async function request(method, path, { body, headers: extra, signal } = {}) {
+async function request(method, path, { body, headers: extra, signal } = {}, retried = false) {
   let res;
   try {
     res = await fetch(path, { method, body, headers: headers(extra), signal });
@@ -53,6 +83,7 @@ async function request(method, path, { body, headers: extra, signal } = {}) {
     if (err && err.name === 'AbortError') { throw err; }
     throw new ApiError(UNREACHABLE, 0);
   }
+  if (res.status === 401 && !retried && (await askForToken())) { return request(method, path, { body, headers: extra, signal }, true); }
   if (!res.ok) { throw new ApiError(problemFrom(await res.text().catch(() => ''), res.status), res.status); }
   return res;
 }
@@ -81,6 +112,7 @@ function put(location, file, { createOnly, onProgress, signal }) {
     for (const [k, v] of Object.entries(h)) { xhr.setRequestHeader(k, v); }
     xhr.upload.addEventListener('progress', (e) => onProgress && onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
     xhr.addEventListener('load', () => {
+      if (xhr.status === 401) { void askForToken(); }
       if (xhr.status >= 200 && xhr.status < 300) {
         try {
           resolve(JSON.parse(xhr.responseText));
@@ -160,6 +192,7 @@ export function events(on) {
         on.state('absent');
         return false;
       }
+      if (res.status === 401 && (await askForToken())) { return true; }
       if (!res.ok || !res.body) { throw new ApiError(problemFrom(await res.text().catch(() => ''), res.status), res.status); }
       on.state('live');
       delay = 1000;

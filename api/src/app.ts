@@ -1,8 +1,10 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
+import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import type { Broker, CallbackHosts, EpochReport, JobFeed, JobStore, Logger, ResultsArchive, Storage } from '@decisum/shared';
-import { authenticate } from './auth';
+import { DEFAULT_LIMITS, type Broker, type CallbackHosts, type EpochReport, type JobFeed, type JobStore, type Limits, type Logger, type RateLimiter, type ResultsArchive, type Storage, type TokenEntry, type TrustProxy } from '@decisum/shared';
+import { authenticate, guardLocal, requireAccess } from './auth';
+import { rateLimit } from './rateLimit';
 import { createEventsRouter } from './routes/events';
 import { createJobsRouter } from './routes/jobs';
 import { createFilesRouter } from './routes/files';
@@ -29,8 +31,18 @@ export interface AppDeps {
   callbackHosts?: CallbackHosts;
   /** How often an idle event stream gets a comment (SSE_HEARTBEAT_MS). */
   heartbeatMs?: number;
+  /** DATA_DIR, absolute: uploads check its disk's free space. */
+  dataDir: string;
+  /** The resource limits (config.limits); the defaults when absent. */
+  limits?: Limits;
+  /** Counts /api/v1 requests per owner and address (RATE_LIMIT_PER_MINUTE); none when absent. */
+  rateLimiter?: RateLimiter;
   /** Aborted when the API stops: waits answer and event streams end, so the server can close. */
   stopping?: AbortSignal;
+  /** API_TOKENS; none (the default) is protected mode: this machine only, every caller the local owner. */
+  tokens?: readonly TokenEntry[];
+  /** TRUST_PROXY: off unless given. */
+  trustProxy?: TrustProxy;
 }
 
 /** The HTTP app, and the OpenAPI document its routes wrote. */
@@ -39,12 +51,35 @@ export type App = Express & { readonly openapi: OpenApiDocument };
 /** Probes and scrapes come every few seconds: their request lines are debug. */
 const QUIET = new Set(['/healthz', '/readyz', '/metrics']);
 
+/**
+ * helmet's headers, with a CSP the page (ES modules from this origin) and Swagger UI (its scripts
+ * from /docs, inline styles, data: images) work under. No upgrade-insecure-requests: decisum is often
+ * reached over plain http on a private network, where it would break every asset.
+ */
+function securityHeaders(): express.RequestHandler {
+  return helmet({
+    contentSecurityPolicy: {
+      directives: {
+        'default-src': ["'self'"],
+        'script-src': ["'self'"],
+        'style-src': ["'self'", "'unsafe-inline'"],
+        'img-src': ["'self'", 'data:'],
+        'connect-src': ["'self'"],
+        'upgrade-insecure-requests': null,
+      },
+    },
+  });
+}
+
 /** Builds the HTTP app from its dependencies; main.ts opens the connections and listens. */
 export function createApp(deps: AppDeps): App {
   const { logger, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  // No weak ETag (a SHA-1 of every JSON answer): job records change under the client, and file
+  // downloads set their own.
+  app.set('etag', false);
+  app.set('trust proxy', deps.trustProxy ?? false);
   if (metrics) { app.use(timeRequests(metrics)); }
   app.use(
     pinoHttp({
@@ -65,16 +100,22 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
-  app.use(authenticate());
+  app.use(securityHeaders());
+  const tokens = deps.tokens ?? [];
+  if (tokens.length === 0) { app.use(guardLocal); }
+  app.use('/api/v1', authenticate(tokens));
+  // Health, metrics, the docs and the page are never limited: probes must always get through.
+  if (deps.rateLimiter) { app.use('/api/v1', rateLimit(deps.rateLimiter, logger)); }
 
   const docs = new ApiDocs();
-  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, metrics, epoch: deps.epoch }, docs));
+  app.use(createOperationsRouter({ ready: { rabbitmq: () => deps.broker.connected, ...deps.ready }, epoch: deps.epoch }, docs));
   const jobs = '/api/v1/jobs';
   const files = '/api/v1/files';
   const events = '/api/v1/events';
-  app.use(jobs, express.json({ limit: '64kb' }), createJobsRouter(deps, docs, jobs));
+  const limits = deps.limits ?? DEFAULT_LIMITS;
+  app.use(jobs, requireAccess('jobs'), express.json({ limit: '64kb' }), createJobsRouter({ ...deps, maxActiveJobs: limits.activeJobsPerOwner, listColumns: limits.listColumns }, docs, jobs));
   app.use(events, createEventsRouter({ ...deps, heartbeatMs: deps.heartbeatMs ?? 15_000 }, docs, events));
-  app.use(files, createFilesRouter(deps, docs, files));
+  app.use(files, requireAccess('files'), createFilesRouter({ ...deps, limits }, docs, files));
   const { router: docsRouter, document } = createDocsRouter(docs);
   app.use(docsRouter);
   app.use(express.static(path.join(__dirname, '..', 'public'), { index: 'index.html' }));

@@ -5,6 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { SCOPES } from '@decisum/shared/tokens';
+import { tokenCreateCommand, type TokenCreateOptions } from './cli/token';
 import type { JobStatus } from '@decisum/shared';
 import { CliError, EXIT } from './cli/client';
 import {
@@ -123,6 +125,13 @@ function program(io: Io, env: NodeJS.ProcessEnv, setCode: (code: number) => void
     .option('--seed <n>', 'the random seed (default: 42)')
     .option('-o, --out <file>', 'write here instead of stdout')
     .action((o: GenerateOptions) => run(generateCsvCommand(io, o)));
+
+  command('token', '')
+    .command('create')
+    .summary('print a new API token and its API_TOKENS entry')
+    .requiredOption('--name <name>', 'the owner of the jobs the token submits')
+    .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`)
+    .action((o: TokenCreateOptions, cmd: Command) => setCode(tokenCreateCommand(io, globals(cmd).json, o)));
 
   // Ours, not commander's, so `decisum help nope` says the command is unknown instead of printing all the help.
   root

@@ -53,6 +53,7 @@ const sampleResult = {
 export const examples = (() => {
   const queued: Job = {
     id: SAMPLE_ID,
+    owner: 'alice',
     status: 'queued',
     file: 's3://decisum/data.csv',
     options: { step: 10, offset: 0 },
@@ -124,10 +125,25 @@ export type ProblemCase = [number, string, string, string, Record<string, unknow
 export class ApiDocs {
   private readonly registry = new OpenAPIRegistry();
   readonly schemas = components();
+  private readonly bearer = this.registry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'An API token (`decisum token create`), sent as `Authorization: Bearer <token>`. In protected mode (no tokens configured) none is needed: ' +
+      'only this machine is answered. Missing or wrong: 401 `UNAUTHORIZED`; a scope the token lacks: 403 `FORBIDDEN`.',
+  });
 
-  /** A router's handlers under `base`, each added with the operations that document it. */
+  /** A router's handlers under `base`, each added with the operations that document it; every /api/v1 operation needs the bearer token. */
   routes(router: Router, base = ''): Routes {
-    return new Routes(router, base, (op) => this.registry.registerPath(op));
+    return new Routes(router, base, (op) => this.registry.registerPath(op.path.startsWith('/api/v1') ? this.secured(op) : op));
+  }
+
+  private secured(op: RouteConfig): RouteConfig {
+    const refusals = this.problems(
+      [401, 'No token, or one that is not valid (`WWW-Authenticate: Bearer realm="decisum"`)', 'UNAUTHORIZED', 'the bearer token is not valid'],
+      [403, 'The token lacks the scope this operation needs, or (protected mode) the client is not on this machine (HOST_NOT_ALLOWED)', 'FORBIDDEN', 'this token lacks the jobs:write scope'],
+    );
+    return { ...op, security: [{ [this.bearer.name]: [] }], responses: { ...refusals, ...op.responses } };
   }
 
   /** Problem+json responses by status, with an example each. */
@@ -232,7 +248,9 @@ export function createDocsRouter(docs: ApiDocs): { router: Router; document: Ope
     { ...operation('Swagger UI for this document', 'An HTML page', 'text/html', { type: 'string' }), path: '/docs' },
   );
   const document = docs.document();
-  html = swaggerUi.generateHTML(document, { customSiteTitle: 'decisum API' });
-  router.use('/docs', swaggerUi.serveFiles(document));
+  // The token pasted under Authorize stays across reloads of the page.
+  const swaggerOptions = { persistAuthorization: true };
+  html = swaggerUi.generateHTML(document, { customSiteTitle: 'decisum API', swaggerOptions });
+  router.use('/docs', swaggerUi.serveFiles(document, { swaggerOptions }));
   return { router, document };
 }

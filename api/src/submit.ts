@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import {
   AppError,
+  LOCAL_OWNER,
   NO_CALLBACK_HOSTS,
   checkCallbackUrl,
   formatLocation,
@@ -25,7 +27,12 @@ export interface SubmitDeps {
   metrics?: Pick<Metrics, 'jobsSubmitted'>;
   /** Where callbacks may go (CALLBACK_HOSTS); none when absent. */
   callbackHosts?: CallbackHosts;
+  /** MAX_ACTIVE_JOBS_PER_OWNER; 0 or absent: no limit. */
+  maxActiveJobs?: number;
 }
+
+/** How long a client turned away for too many active jobs is asked to wait before trying again. */
+const ACTIVE_RETRY_AFTER_SECONDS = 10;
 
 export interface Submitted {
   job: Job;
@@ -38,7 +45,7 @@ export interface Submitted {
  * is accepted only once the broker confirmed. A publication that fails takes the record back, so a
  * refused submission leaves nothing behind; a record whose confirmation was lost is the outbox's.
  */
-export async function submitJob(deps: SubmitDeps, submission: JobSubmission, idempotencyKey?: string): Promise<Submitted> {
+export async function submitJob(deps: SubmitDeps, submission: JobSubmission, owner: string = LOCAL_OWNER, idempotencyKey?: string): Promise<Submitted> {
   const { store, logger } = deps;
   const location = parseLocation(submission.file);
   const file = formatLocation(location);
@@ -50,8 +57,22 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
     logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
   });
 
-  const { job, message, created } = await store.create({ file, options, callbackUrl }, idempotencyKey);
+  const id = randomUUID();
+  const held = await admit(deps, owner, id);
+  // A place admit reserved for a job that was not made, or was taken back, is given back at once.
+  const giveBack = async () => {
+    if (held) { await store.unadmit(owner, id).catch((err: unknown) => logger.warn({ err, jobId: id }, 'could not give back an active-job place')); }
+  };
+  let recorded;
+  try {
+    recorded = await store.create({ id, owner, file, options, callbackUrl }, idempotencyKey);
+  } catch (err) {
+    await giveBack();
+    throw err;
+  }
+  const { job, message, created } = recorded;
   if (!created) {
+    await giveBack();
     if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options) || job.callback?.url !== callbackUrl) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
     }
@@ -61,12 +82,29 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, ide
   try {
     await publishRecorded(deps, message, log);
   } catch (err) {
-    await store.discard(job.id, idempotencyKey).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
+    if (await store.discard(job.id, idempotencyKey, owner).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'))) {
+      await giveBack();
+    }
     throw err;
   }
   deps.metrics?.jobsSubmitted.inc();
   log.info({ file, options: job.options, callback: callbackUrl !== undefined }, 'job accepted');
   return { job, replayed: false };
+}
+
+/** Reserves a place among the owner's active jobs for job id (false: no limit to count against); 429 TOO_MANY_ACTIVE_JOBS when full. */
+async function admit(deps: SubmitDeps, owner: string, id: string): Promise<boolean> {
+  const limit = deps.maxActiveJobs ?? 0;
+  if (limit === 0) { return false; }
+  const { admitted } = await deps.store.admit(owner, id, limit);
+  if (!admitted) {
+    throw new AppError(
+      'TOO_MANY_ACTIVE_JOBS',
+      `${owner} already has ${limit} jobs queued or running, the most allowed (MAX_ACTIVE_JOBS_PER_OWNER); try again when some finish`,
+      { status: 429, retryAfter: ACTIVE_RETRY_AFTER_SECONDS },
+    );
+  }
+  return true;
 }
 
 /**

@@ -81,6 +81,7 @@ async function onTerminal(args: string[]): Promise<{ code: number | null; output
 function job(overrides: Partial<Job>): Job {
   return {
     id: 'j1',
+    owner: 'local',
     status: 'queued',
     file: 'data.csv',
     options: { step: 10, offset: 0 },

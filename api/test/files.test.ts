@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
-import { AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
+import { ANY_BUCKET, AppError, createLogger, createS3Client, LocalStorage, S3Storage, StorageRouter } from '@decisum/shared';
 import { ApiDocs } from '../src/openapi';
 import { createFilesRouter } from '../src/routes/files';
 import { makeCsv, sha256 } from '../../test/support/data';
@@ -36,9 +36,10 @@ beforeAll(async () => {
   const storage = new StorageRouter({
     local: (local = new LocalStorage({ dataDir, reads })),
     s3: new S3Storage({ client, reads, partSize: 5 * 1024 * 1024 }),
+    scope: ANY_BUCKET,
   });
   app = express();
-  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent') }, new ApiDocs(), '/api/v1/files'));
+  app.use('/api/v1/files', createFilesRouter({ storage, logger: createLogger('test', 'silent'), dataDir, limits: { uploadBytes: 1024 ** 3, minFreeBytes: 0, listingPage: 1000 } }, new ApiDocs(), '/api/v1/files'));
   // Stands in for the app's problem+json middleware.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err instanceof AppError ? err : new AppError('INTERNAL', String(err));

@@ -6,10 +6,10 @@ import { sample } from '../../test/support/prometheus';
 import { activeOf, jobOf } from '../../test/support/http';
 import { waitFor } from '../../test/support/wait';
 
-describe('GET /metrics on the API', () => {
+describe('GET /metrics on the API’s metrics port', () => {
   let stack: Stack;
   const scrape = async () => {
-    const res = await request(stack.url).get('/metrics').expect(200);
+    const res = await request(stack.metricsUrl).get('/metrics').expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     return res.text;
   };

@@ -22,6 +22,7 @@ function inertApp(): App {
     feed: {} as JobFeed,
     logger: createLogger('test', 'silent'),
     metrics: createMetrics(store, createRegistry()),
+    dataDir: '/nonexistent',
   });
 }
 
@@ -229,7 +230,9 @@ describe('real responses validate against the document', () => {
   it('health, readiness, metrics and the document itself', async () => {
     validator.check('get', '/healthz', await api().get('/healthz').expect(200));
     validator.check('get', '/readyz', await api().get('/readyz').expect(200));
-    const metrics = await api().get('/metrics').expect(200);
+    // Not on the public port: on METRICS_PORT.
+    await api().get('/metrics').expect(404);
+    const metrics = await request(stack.metricsUrl).get('/metrics').expect(200);
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
 
     const served = await api().get('/openapi.json').expect(200);

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import request from 'supertest';
 import { createLogger, createRegistry } from '@decisum/shared';
 import { createApp, type App } from '../src/app';
-import { createMetrics } from '../src/metrics';
+import { createMetrics, type Metrics } from '../src/metrics';
 import { SAMPLE } from '../../test/support/sample';
 import { startStack, type Stack } from '../../test/support/stack';
 import { sample } from '../../test/support/prometheus';
@@ -21,6 +21,7 @@ interface Line {
 describe('request logs and the request-duration histogram', () => {
   let stack: Stack;
   let app: App;
+  let metrics: Metrics;
   const lines: Line[] = [];
   const requestLines = () => lines.filter((l) => l.msg === 'request completed' || l.msg === 'request errored');
 
@@ -34,7 +35,8 @@ describe('request logs and the request-duration histogram', () => {
       },
     });
     const { store, broker, storage, feed } = stack;
-    app = createApp({ store, broker, storage, feed, logger: createLogger('test', 'info', sink), metrics: createMetrics(store, createRegistry()) });
+    metrics = createMetrics(store, createRegistry());
+    app = createApp({ store, broker, storage, feed, dataDir: stack.dataDir, logger: createLogger('test', 'info', sink), metrics });
   });
   afterAll(() => stack?.stop());
 
@@ -66,7 +68,8 @@ describe('request logs and the request-duration histogram', () => {
     const { job } = await stack.store.create({ file: 'sample.csv', options: { step: 10, offset: 0 } });
     await request(app).get(`/api/v1/jobs/${job.id}?wait=0.2`).expect(200);
 
-    const { text } = await request(app).get('/metrics').expect(200);
+    // Served on METRICS_PORT by start.ts, not by the app: read the registry it serves.
+    const text = await metrics.registry.metrics();
     expect(text).toContain('# TYPE http_request_duration_seconds histogram');
     const count = (labels: string) => sample(text, 'http_request_duration_seconds_count', labels);
     expect(count('{method="GET",route="/api/v1/jobs/active",status_code="200"}')).toBeGreaterThanOrEqual(1);

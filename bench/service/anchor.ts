@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Queue, Worker, type JobState } from 'bullmq';
+import { Queue, QueueEvents, Worker, type JobState } from 'bullmq';
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -60,7 +60,8 @@ async function main(): Promise<void> {
     { connection, prefix, concurrency: Number(process.env.ANCHOR_CONCURRENCY ?? 8) },
   );
   worker.on('failed', (job, err) => log('job failed', { jobId: job?.id, err: err.message }));
-  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  const events = new QueueEvents(QUEUE, { connection, prefix });
+  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady(), events.waitUntilReady()]);
 
   const route = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url ?? '';
@@ -75,8 +76,11 @@ async function main(): Promise<void> {
       const active = Object.values(c).reduce((a, b) => a + b, 0);
       return send(res, 200, { active, queued: active - (c.active ?? 0), running: c.active ?? 0 });
     }
-    const m = /^\/api\/v1\/jobs\/([^/?]+)$/.exec(url);
+    const m = /^\/api\/v1\/jobs\/([^/?]+)(?:\?wait=(\d+))?$/.exec(url);
     if (req.method === 'GET' && m) {
+      // ?wait=SECONDS, as decisum's: answer once the job is final (BullMQ's QueueEvents), or when the time is up.
+      const waiting = m[2] === undefined ? undefined : await queue.getJob(m[1]);
+      await waiting?.waitUntilFinished(events, Number(m[2]) * 1000).catch(() => undefined);
       const state = await queue.getJobState(m[1]);
       if (state === 'unknown') { return send(res, 404, { error: 'no such job' }); }
       if (state !== 'completed' && state !== 'failed') { return send(res, 200, { id: m[1], status: STATUS[state] }); }
@@ -103,7 +107,7 @@ async function main(): Promise<void> {
   const stop = () => {
     server.close();
     server.closeAllConnections();
-    Promise.all([worker.close(), queue.close()]).then(
+    Promise.all([worker.close(), queue.close(), events.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );

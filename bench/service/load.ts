@@ -154,8 +154,8 @@ export interface FinalJob {
 }
 
 /**
- * How a client learns that a job ended: resolves with the job once its status is final. Polling
- * today; a `GET …?wait=` long poll or an SSE stream is another function of this type, passed to idleLatency.
+ * How a client learns that a job ended: resolves with the job once its status is final. A
+ * `GET …?wait=` long poll (longPollUntilFinal, the default) or polling (pollUntilFinal).
  */
 export type Waiter = (client: HttpClient, jobUrl: string) => Promise<FinalJob>;
 
@@ -167,6 +167,17 @@ export function pollUntilFinal(intervalMs: number): Waiter {
       if (status !== 200) { throw new Error(`GET ${jobUrl} answered ${status}`); }
       if (isFinal(body.status)) { return body; }
       await (intervalMs > 0 ? sleep(intervalMs) : new Promise((r) => setImmediate(r)));
+    }
+  };
+}
+
+/** GET the job with `?wait=seconds` until its status is final: the server answers once it is, no polling. */
+export function longPollUntilFinal(seconds: number): Waiter {
+  return async (client, jobUrl) => {
+    for (;;) {
+      const { status, body } = await client.json<FinalJob>('GET', `${jobUrl}?wait=${seconds}`);
+      if (status !== 200) { throw new Error(`GET ${jobUrl}?wait=${seconds} answered ${status}`); }
+      if (isFinal(body.status)) { return body; }
     }
   };
 }

@@ -135,7 +135,7 @@ export async function runSteps(servers: { redisUrl: string; amqpUrl: string }, r
       return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     };
     const bare = await listen(http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')));
-    const app = await listen(http.createServer(createApp({ store, broker, storage, logger: fileLogger, feed })));
+    const app = await listen(http.createServer(createApp({ store, broker, storage, logger: fileLogger, feed, dataDir: config.dataDir })));
 
     results.push(await step('HTTP GET round trip, bare node:http (client + server in this process)', runs, () => client.request('GET', `${bare}/healthz`)));
     results.push(await step('HTTP GET /healthz round trip, decisum\'s express app', runs, () => client.request('GET', `${app}/healthz`)));

@@ -1,10 +1,12 @@
-import type { JobOptions, JobResult, Location, Progress, RetryInfo, Storage } from '@decisum/shared';
+import type { JobOptions, JobResult, Location, Progress, ReadLimits, RetryInfo, Storage } from '@decisum/shared';
 import { sumObject } from './engine/parallel';
 
 export interface ComputeDeps {
   storage: Storage;
   /** Worker threads one local file may be split across. */
   threads: number;
+  /** Bounds of the read: summed columns and header bytes (the defaults when absent). */
+  limits?: ReadLimits;
   signal: AbortSignal;
   onProgress: (p: Progress) => void;
   onRetry: (info: RetryInfo) => void;
@@ -18,7 +20,7 @@ export async function sumLocation(loc: Location, options: JobOptions, deps: Comp
   const object = await deps.storage.open(loc, { signal, onRetry });
   onProgress({ bytesRead: 0, bytesTotal: object.info.size, rows: 0 });
   try {
-    return await sumObject(object, { ...options, threads: deps.threads, signal, onProgress, onRetry, workerEntry: deps.workerEntry });
+    return await sumObject(object, { ...options, ...deps.limits, threads: deps.threads, signal, onProgress, onRetry, workerEntry: deps.workerEntry });
   } finally {
     await object.close();
   }

@@ -8,6 +8,7 @@ import {
   type JobStore,
   type Logger,
   type ResultsArchive,
+  type ReadLimits,
   type Storage,
 } from '@decisum/shared';
 import { Archiver } from './archiving';
@@ -24,6 +25,8 @@ export interface ExecutorOptions {
   heartbeatMs: number;
   /** Base delay before a transiently failed job goes back to the queue. */
   retryBackoffMs: number;
+  /** Bounds of one job's read: summed columns and header bytes. */
+  limits: ReadLimits;
   /** The built worker module, for a process that runs the TypeScript sources (tests). */
   workerEntry?: string;
 }
@@ -34,6 +37,7 @@ export function executorOptions(config: Config): ExecutorOptions {
     threads: config.executor.threads,
     heartbeatMs: config.jobs.heartbeatMs,
     retryBackoffMs: config.executor.retryBackoffMs,
+    limits: config.executor.limits,
   };
 }
 
@@ -117,6 +121,7 @@ export class Executor {
       const result = await sumLocation(parseLocation(job.file), job.options, {
         storage,
         threads: this.options.threads,
+        limits: this.options.limits,
         workerEntry: this.options.workerEntry,
         signal: lease.signal,
         onProgress: (p) => lease.report(p),

@@ -67,6 +67,13 @@ export interface LeaseOptions {
 }
 
 /**
+ * A size learnt is written this long after, with every other size learnt meanwhile, in one round
+ * trip: a job of a few milliseconds has finished by then (its outcome carries its progress) and
+ * costs no write of its own.
+ */
+const SIZE_WRITE_DELAY_MS = 20;
+
+/**
  * Claims jobs and holds their leases: one timer renews every lease this executor holds in one Redis
  * round trip (writing each job's progress with it), and a lease the store no longer grants stops its
  * job. The outcome is written fenced by the attempt number, so a stale attempt writes nothing.
@@ -74,6 +81,9 @@ export interface LeaseOptions {
 export class LeaseManager {
   private readonly held = new Set<Lease>();
   private timer?: NodeJS.Timeout;
+  /** Leases whose size was learnt since the last size write. */
+  private readonly sized = new Set<Lease>();
+  private sizeTimer?: NodeJS.Timeout;
   private closed = false;
 
   private readonly store: JobStore;
@@ -97,6 +107,7 @@ export class LeaseManager {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.sizeTimer);
   }
 
   /**
@@ -112,7 +123,7 @@ export class LeaseManager {
       if (c === undefined) { return 'requeue'; }
       switch (c.kind) {
         case 'claimed': {
-          const lease = new Lease(message, c.attempt, log, stop, (l) => void this.renew([l]));
+          const lease = new Lease(message, c.attempt, log, stop, (l) => this.sizeLearnt(l));
           this.held.add(lease);
           return lease;
         }
@@ -171,6 +182,17 @@ export class LeaseManager {
   /** Stops renewing a lease that is no longer this attempt's. */
   drop(lease: Lease): void {
     this.held.delete(lease);
+  }
+
+  /** Writes the size soon, with the others learnt meanwhile; one timer for all of them. */
+  private sizeLearnt(lease: Lease): void {
+    this.sized.add(lease);
+    this.sizeTimer ??= setTimeout(() => {
+      this.sizeTimer = undefined;
+      const leases = [...this.sized].filter((l) => this.held.has(l));
+      this.sized.clear();
+      void this.renew(leases);
+    }, SIZE_WRITE_DELAY_MS);
   }
 
   private schedule(): void {

@@ -1,9 +1,7 @@
-import http from 'node:http';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { EpochReport, ErrorBody, JobResult } from '@decisum/shared';
+import { isReady, type ErrorBody, type JobResult, type ReadinessChecks } from '@decisum/shared';
 
-/** What the executor's readiness rests on, by name (redis, rabbitmq, …): true while that part works. */
-export type ReadinessChecks = () => Record<string, boolean>;
+export { serveMetrics, type ReadinessChecks } from '@decisum/shared';
 
 export interface ExecutorMetrics {
   registry: Registry;
@@ -14,8 +12,6 @@ export interface ExecutorMetrics {
   archiveWrites: Counter<'result'>;
   finished(outcome: { result: JobResult } | { error: ErrorBody }, seconds: number, bytes: number): void;
 }
-
-const isReady = (checks: Record<string, boolean>): boolean => Object.values(checks).every(Boolean);
 
 /**
  * The executor's job metrics, in the process's registry (which holds the default Node.js metrics),
@@ -83,43 +79,4 @@ export function createExecutorMetrics(registry: Registry, checks?: ReadinessChec
       if (seconds > 0) { throughput.observe(n / seconds); }
     },
   };
-}
-
-/**
- * The executor's own HTTP port: /metrics for Prometheus, /healthz (the process answers) and
- * /readyz (every readiness check passes; 503 with the failing ones otherwise, and what the executor
- * knows of the Redis epoch either way) for health checks.
- */
-export function serveMetrics(registry: Registry, port: number, checks: ReadinessChecks = () => ({}), epoch?: () => EpochReport): http.Server {
-  return http
-    .createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { Allow: 'GET, HEAD' }).end();
-        return;
-      }
-      if (path === '/healthz') {
-        json(res, 200, { status: 'ok' });
-        return;
-      }
-      if (path === '/readyz') {
-        const state = checks();
-        const ready = isReady(state);
-        json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', checks: state, redisEpoch: epoch?.() });
-        return;
-      }
-      if (path !== '/metrics') {
-        res.writeHead(404).end();
-        return;
-      }
-      registry.metrics().then(
-        (body) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(body),
-        () => res.writeHead(500).end(),
-      );
-    })
-    .listen(port);
-}
-
-function json(res: http.ServerResponse, status: number, body: object): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
 }

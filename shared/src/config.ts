@@ -1,8 +1,13 @@
+import fs from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseTokens, type TokenEntry } from './tokens';
 import { parseLocation } from './location';
 import { NO_CALLBACK_HOSTS, parseCallbackHosts, type CallbackHosts } from './callbacks';
+import { DEFAULT_MAX_COLUMNS, DEFAULT_MAX_HEADER_BYTES, type ReadLimits } from './limits';
 import { DEFAULT_READ_POLICY } from './storage/backoff';
+import { NO_BUCKETS, parseBucketScope, type BucketScope } from './scope';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -43,8 +48,38 @@ const hostPorts = z.string().transform((value, ctx) => {
   return list;
 });
 
+/** TRUST_PROXY: a hop count, or proxy addresses / CIDR ranges separated by commas; off (false) when unset or 0. */
+const trustProxy = z.string().transform((value, ctx): TrustProxy => {
+  if (/^\d+$/.test(value)) { return Number(value) === 0 ? false : Number(value); }
+  if (value === 'false') { return false; }
+  const list = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  const bad = list.find((v) => isIP(v.split('/')[0]) === 0);
+  if (list.length === 0 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be a hop count or proxy addresses (or CIDR ranges) separated by commas${bad ? `; "${bad}" is not an address` : ''}` });
+    return z.NEVER;
+  }
+  return list;
+});
+
+/** The resource limits when their variables are unset (see Config['limits']). */
+export const DEFAULT_LIMITS: Limits = {
+  uploadBytes: 1024 ** 3,
+  minFreeBytes: 1024 ** 3,
+  // Off: the quick start, the examples and the service benchmark (thousands of submissions a minute) run unthrottled.
+  ratePerMinute: 0,
+  activeJobsPerOwner: 10_000,
+  listColumns: 100,
+  listingPage: 1000,
+};
+
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_PORT: int(0, 65535).default(9463),
+  TRUST_PROXY: trustProxy.optional(),
+  API_TOKENS: z.string().optional(),
+  API_TOKENS_FILE: z.string().optional(),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   AMQP_URL: urls(['amqp:', 'amqps:']).default(['amqp://guest:guest@127.0.0.1:5672']),
   REDIS_SENTINELS: hostPorts.optional(),
@@ -59,6 +94,23 @@ const schema = z.object({
   S3_PART_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
   S3_READ_CONCURRENCY: int(1, 256).default(16),
   S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_BUCKETS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseBucketScope(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  MAX_UPLOAD_BYTES: int(1).default(DEFAULT_LIMITS.uploadBytes),
+  MIN_FREE_BYTES: int(0).default(DEFAULT_LIMITS.minFreeBytes),
+  RATE_LIMIT_PER_MINUTE: int(0).default(DEFAULT_LIMITS.ratePerMinute),
+  MAX_ACTIVE_JOBS_PER_OWNER: int(0).default(DEFAULT_LIMITS.activeJobsPerOwner),
+  LIST_MAX_COLUMNS: int(0, 100_000).default(DEFAULT_LIMITS.listColumns),
+  LISTING_PAGE_SIZE: int(1, 100_000).default(DEFAULT_LIMITS.listingPage),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   DECISUM_PREFIX: z
@@ -79,6 +131,8 @@ const schema = z.object({
   SHUTDOWN_GRACE_MS: int(0).default(20_000),
   RETRY_BACKOFF_MS: int(0).default(1000),
   EXECUTOR_METRICS_PORT: int(0, 65535).default(9464),
+  MAX_COLUMNS: int(1, 100_000_000).default(DEFAULT_MAX_COLUMNS),
+  MAX_HEADER_BYTES: int(1024, 64 * 1024 * 1024).default(DEFAULT_MAX_HEADER_BYTES),
   CALLBACK_HOSTS: z
     .string()
     .transform((v, ctx) => {
@@ -99,6 +153,22 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+/** Limits on what one client may hold or send (issue 10). */
+export interface Limits {
+  /** MAX_UPLOAD_BYTES: the largest file PUT accepts. */
+  uploadBytes: number;
+  /** MIN_FREE_BYTES: uploads under DATA_DIR are refused while less than this is free; 0 turns the check off. */
+  minFreeBytes: number;
+  /** RATE_LIMIT_PER_MINUTE: requests per owner and client address per minute; 0 turns the limit off. */
+  ratePerMinute: number;
+  /** MAX_ACTIVE_JOBS_PER_OWNER: queued plus running jobs one owner may have; 0 turns the limit off. */
+  activeJobsPerOwner: number;
+  /** LIST_MAX_COLUMNS: per-column results a job carries in the list endpoint's answer. */
+  listColumns: number;
+  /** LISTING_PAGE_SIZE: the most files one listing page holds. */
+  listingPage: number;
+}
+
 export interface HostPort {
   host: string;
   port: number;
@@ -107,8 +177,18 @@ export interface HostPort {
 /** Where finished jobs are archived: a local folder (absolute) or an S3 bucket and key prefix (`''` or ending in `/`). */
 export type ResultsLocation = { kind: 'local'; dir: string } | { kind: 's3'; bucket: string; prefix: string };
 
+/** Which proxies' X-Forwarded-For to believe: none, the nearest N hops, or these addresses. */
+export type TrustProxy = false | number | string[];
+
 export interface Config {
   port: number;
+  /** The API's listening address; loopback unless tokens are configured. */
+  host: string;
+  /** The API's /metrics port (its own, not the public one); 0 turns it off. */
+  metricsPort: number;
+  trustProxy: TrustProxy;
+  /** API_TOKENS or API_TOKENS_FILE; empty: protected mode (loopback only, every caller is the local owner). */
+  tokens: TokenEntry[];
   /** In Sentinel mode its host and port are not used; its password, database and TLS are. */
   redisUrl: string;
   /** Sentinel mode: every Redis client asks these sentinels for the master of `name` and follows it through failover. */
@@ -131,6 +211,9 @@ export interface Config {
     forcePathStyle: boolean;
     credentials?: { accessKeyId: string; secretAccessKey: string };
   };
+  /** S3_BUCKETS: the S3 locations jobs and the files API may touch; no bucket when unset. */
+  buckets: BucketScope;
+  limits: Limits;
   /** How a job reads an S3 object: ranged GETs of partBytes, concurrency of them at once. */
   s3Reads: { partBytes: number; concurrency: number };
   prefix: string;
@@ -140,6 +223,8 @@ export interface Config {
     /** 0 turns the executor's /metrics server off. */
     metricsPort: number;
     retryBackoffMs: number;
+    /** Bounds of one job's read (MAX_COLUMNS, MAX_HEADER_BYTES): a file past them fails its job at its header. */
+    limits: ReadLimits;
   };
   jobs: {
     maxAttempts: number;
@@ -197,6 +282,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return {
     port: e.PORT,
+    host: e.HOST,
+    metricsPort: e.METRICS_PORT,
+    trustProxy: e.TRUST_PROXY ?? false,
+    tokens: loadTokens(e.API_TOKENS, e.API_TOKENS_FILE),
     redisUrl: e.REDIS_URL,
     redisSentinel:
       e.REDIS_SENTINELS !== undefined && e.REDIS_SENTINEL_NAME !== undefined
@@ -216,6 +305,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY }
           : undefined,
     },
+    buckets: e.S3_BUCKETS ?? NO_BUCKETS,
+    limits: {
+      uploadBytes: e.MAX_UPLOAD_BYTES,
+      minFreeBytes: e.MIN_FREE_BYTES,
+      ratePerMinute: e.RATE_LIMIT_PER_MINUTE,
+      activeJobsPerOwner: e.MAX_ACTIVE_JOBS_PER_OWNER,
+      listColumns: e.LIST_MAX_COLUMNS,
+      listingPage: e.LISTING_PAGE_SIZE,
+    },
     s3Reads: { partBytes: e.S3_PART_BYTES, concurrency: e.S3_READ_CONCURRENCY },
     prefix: e.DECISUM_PREFIX,
     executor: {
@@ -223,6 +321,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       threads: e.EXECUTOR_THREADS,
       metricsPort: e.EXECUTOR_METRICS_PORT,
       retryBackoffMs: e.RETRY_BACKOFF_MS,
+      limits: { maxColumns: e.MAX_COLUMNS, maxHeaderBytes: e.MAX_HEADER_BYTES },
     },
     jobs: {
       maxAttempts: e.MAX_ATTEMPTS,
@@ -246,6 +345,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/** The tokens of API_TOKENS, or of the file API_TOKENS_FILE names; none when neither is set. */
+function loadTokens(inline: string | undefined, file: string | undefined): TokenEntry[] {
+  if (inline !== undefined && file !== undefined) { throw new ConfigError('invalid configuration: set API_TOKENS or API_TOKENS_FILE, not both'); }
+  if (file === undefined && inline === undefined) { return []; }
+  const name = file === undefined ? 'API_TOKENS' : 'API_TOKENS_FILE';
+  let json = inline ?? '';
+  if (file !== undefined) {
+    try {
+      json = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: API_TOKENS_FILE ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  try {
+    return parseTokens(json);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${name} ${(err as Error).message}`);
+  }
+}
+
+/** Loopback names and addresses: the only places protected mode (no tokens) may listen. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** Why the API must not start with this configuration (listening beyond loopback without tokens), or undefined. */
+export function exposureProblem(config: Pick<Config, 'host' | 'tokens'>): string | undefined {
+  if (config.tokens.length > 0 || isLoopbackHost(config.host)) { return undefined; }
+  return `HOST=${config.host} listens beyond this machine, but no API_TOKENS or API_TOKENS_FILE is set: configure tokens (npx decisum token create) or bind to 127.0.0.1`;
+}
+
 /** RESULTS_LOCATION: s3://bucket/prefix/, or a folder (relative to DATA_DIR); `.decisum/results` under DATA_DIR by default. */
 function resultsLocation(value: string | undefined, dataDir: string): ResultsLocation {
   if (value === undefined) { return { kind: 'local', dir: path.join(dataDir, '.decisum', 'results') }; }
@@ -254,6 +385,9 @@ function resultsLocation(value: string | undefined, dataDir: string): ResultsLoc
   try {
     loc = parseLocation(value);
   } catch (err) {
+    if ((err as { code?: string }).code === 'INVALID_LOCATION') {
+      throw new ConfigError('invalid configuration: RESULTS_LOCATION must not have . or .. segments (nor empty ones)');
+    }
     throw new ConfigError(`invalid configuration: RESULTS_LOCATION ${(err as Error).message}`);
   }
   if (loc.kind !== 's3') { throw new ConfigError('invalid configuration: RESULTS_LOCATION must be s3://bucket/prefix/ or a folder'); }

@@ -1,6 +1,7 @@
 export * from './config';
 export * from './errors';
 export * from './job';
+export * from './limits';
 export * from './status';
 export * from './location';
 export * from './logger';
@@ -18,3 +19,6 @@ export * from './epoch';
 export * from './archive';
 export * from './callbacks';
 export * from './feed';
+export * from './tokens';
+export * from './scope';
+export * from './rateLimit';

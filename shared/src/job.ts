@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { DELIMITERS } from './delimiters';
 import { JOB_STATUSES } from './status';
+import { LOCAL_OWNER } from './tokens';
 
 /** One schema per thing that crosses a boundary: the HTTP body, the queue message, the stored job. */
 
-export const DELIMITERS = [',', ';', '\t', '|'] as const;
-export type Delimiter = (typeof DELIMITERS)[number];
+export { DELIMITERS, type Delimiter } from './delimiters';
 
 export const JobOptionsSchema = z.object({
   step: z.number().int().min(1).max(1_000_000).default(10).describe('sum every step-th data column'),
@@ -56,8 +57,27 @@ export type ColumnSum = z.infer<typeof ColumnSumSchema>;
 export const JobResultSchema = z.object({
   rows: z.number().int(),
   columns: z.array(ColumnSumSchema),
+  columnCount: z
+    .number()
+    .int()
+    .optional()
+    .describe('in the list endpoint, when `columns` was cut: how many columns the result has (GET the job for all of them)'),
+  columnsTruncated: z
+    .literal(true)
+    .optional()
+    .describe('in the list endpoint: `columns` holds only the first LIST_MAX_COLUMNS; GET the job for all of them'),
 });
 export type JobResult = z.infer<typeof JobResultSchema>;
+
+/** The job as the list endpoint shows it: at most maxColumns per-column results, the cut marked. */
+export function withColumnsCut(job: Job, maxColumns: number): Job {
+  const result = job.result;
+  if (!result || result.columns.length <= maxColumns) { return job; }
+  return {
+    ...job,
+    result: { ...result, columns: result.columns.slice(0, maxColumns), columnCount: result.columns.length, columnsTruncated: true },
+  };
+}
 
 export const JobErrorSchema = z.object({
   code: z.string(),
@@ -84,8 +104,12 @@ export const CallbackStateSchema = z.object({
 });
 export type CallbackState = z.infer<typeof CallbackStateSchema>;
 
+/** A job's owner: the name of the token that submitted it; records from before owners belong to the local owner. */
+const OwnerSchema = z.string().min(1).default(LOCAL_OWNER).describe('the name of the API token that submitted the job ("local" in protected mode)');
+
 export const JobSchema = z.object({
   id: z.string(),
+  owner: OwnerSchema,
   status: z.enum(JOB_STATUSES),
   file: z.string(),
   options: JobOptionsSchema,
@@ -114,11 +138,11 @@ export type JobPage = z.infer<typeof JobPageSchema>;
  */
 export const JobMessageSchema = z.object({
   id: z.string().min(1),
+  /** Who submitted it; absent in messages published before jobs had owners. */
+  owner: z.string().min(1).optional(),
   file: z.string().min(1),
   options: JobOptionsSchema,
   createdAt: z.string().optional(),
-  /** The job's owner, once jobs have owners. */
-  owner: z.string().optional(),
   idempotencyKey: z.string().optional(),
   callback: CallbackRequestSchema.optional(),
   /** The Redis epoch the job was recorded under: a different one now means Redis lost its data since. */

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Config } from './config';
 import { AppError, type ErrorBody } from './errors';
@@ -15,6 +15,7 @@ import {
   type Progress,
 } from './job';
 import { FINAL_STATUSES, type JobStatus } from './status';
+import { LOCAL_OWNER } from './tokens';
 
 /**
  * Redis is the record of every job. Keys under `{prefix}:`:
@@ -23,12 +24,13 @@ import { FINAL_STATUSES, type JobStatus } from './status';
  *   queued     zset id → created ms: jobs waiting for an executor
  *   running    zset id → lease expiry ms: only live leases count as running
  *   outbox     zset id → created ms: recorded but not yet confirmed by the broker
- *   idem:{key} id of the job an Idempotency-Key created
+ *   idem:{owner}:{key} id of the job an owner's Idempotency-Key created (keys are per owner)
  *   fence      a counter bumped after each state change when replicas must confirm it (see run)
  *   events     stream, capped: the job's hash after every state change (or `gone` when a record is taken back)
  *   progress   stream, short: `{id, owner, progress}` each time a running job's progress changes
  *   callbacks  zset id → due ms: final jobs whose callback is still to be delivered (or a delivery's lease)
  *   epoch      the Redis epoch (see epoch.ts); each job's hash keeps the one it was recorded under
+ *   active:{owner}  zset id → admitted ms: an owner's places under MAX_ACTIVE_JOBS_PER_OWNER (see admit)
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one;
  * the script also appends the change to the events stream, so an event is never lost nor ahead of its change.
  */
@@ -54,11 +56,14 @@ const SCRIPTS = {
     lua: `
       if ARGV[7] == '1' then
         local existing = redis.call('GET', KEYS[6])
-        if existing and redis.call('EXISTS', KEYS[1]:gsub('[^:]+$', existing)) == 1 then return {0, existing} end
+        if existing then
+          local record = redis.call('HGETALL', (KEYS[1]:gsub('[^:]+$', existing)))
+          if #record > 0 then return {0, existing, record} end
+        end
       end
       ${ensureEpochLua(8, 10)}
       local seq = redis.call('INCR', KEYS[5])
-      redis.call('HSET', KEYS[1], 'id', ARGV[1], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
+      redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[12], 'file', ARGV[2], 'options', ARGV[3], 'status', 'queued',
         'createdAt', ARGV[4], 'attempts', 0, 'seq', seq, 'epoch', epoch)
       if ARGV[8] ~= '' then
         redis.call('HSET', KEYS[1], 'callbackUrl', ARGV[8], 'callbackStatus', 'pending', 'callbackAttempts', 0)
@@ -71,7 +76,28 @@ const SCRIPTS = {
         redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[11])
       end
       ${emit(7, 9)}
-      return {1, ARGV[1]}`,
+      return {1, ARGV[1], redis.call('HGETALL', KEYS[1])}`,
+  },
+  admit: {
+    keys: 1, // the owner's active set
+    // Counted from the set alone until it is full; only then are the jobs that ended (or whose record is
+    // gone, or never came after grace ms) swept out of it, so a submission costs O(1) until an owner nears the limit.
+    lua: `
+      local limit = tonumber(ARGV[3])
+      local n = redis.call('ZCARD', KEYS[1])
+      if n >= limit then
+        local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+        for i = 1, #members, 2 do
+          local status = redis.call('HGET', ARGV[4] .. members[i], 'status')
+          local stale = (not status) and tonumber(members[i + 1]) < tonumber(ARGV[2]) - tonumber(ARGV[5])
+          if stale or (status and (${LUA_FINAL})) then redis.call('ZREM', KEYS[1], members[i]) end
+        end
+        n = redis.call('ZCARD', KEYS[1])
+        if n >= limit then return {0, n} end
+      end
+      redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+      redis.call('EXPIRE', KEYS[1], ARGV[6])
+      return {1, n + 1}`,
   },
   restore: {
     keys: 8, // job, jobs, queued, running, seq, idem, events, epoch
@@ -228,6 +254,18 @@ const SCRIPTS = {
 
 type ScriptName = keyof typeof SCRIPTS;
 
+const shas = new Map<string, string>();
+
+/** The SHA-1 Redis knows a script by. */
+function shaOf(lua: string): string {
+  let sha = shas.get(lua);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(lua).digest('hex');
+    shas.set(lua, sha);
+  }
+  return sha;
+}
+
 export type ClaimOutcome =
   | { kind: 'claimed'; attempt: number }
   | { kind: 'busy'; leaseUntil: number }
@@ -246,6 +284,10 @@ export function isDurableCopy(message: JobMessage): message is DurableCopy {
 export type RestoreOutcome = 'restored' | 'exists' | 'same-epoch';
 
 export interface NewJob {
+  /** The submitting token's name; the local owner when absent. */
+  owner?: string;
+  /** The id reserved by admit; a new one when absent. */
+  id?: string;
   file: string;
   options: Job['options'];
   /** The webhook to call once the job is final. */
@@ -308,8 +350,7 @@ export const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
 /** One stream entry back as an event; undefined (and nothing thrown) for an entry that does not decode. */
 export function decodeEvent(stream: StreamName, id: string, fields: string[]): JobEvent | undefined {
-  const h: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) { h[fields[i]] = fields[i + 1]; }
+  const h = fieldsOf(fields);
   const owner = h.owner || undefined;
   if (!h.id) { return undefined; }
   if (stream === 'progress') {
@@ -323,6 +364,13 @@ export function decodeEvent(stream: StreamName, id: string, fields: string[]): J
   } catch {
     return undefined;
   }
+}
+
+/** A flat [field, value, …] reply (HGETALL in a script, a stream entry) as a hash. */
+function fieldsOf(fields: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) { h[fields[i]] = fields[i + 1]; }
+  return h;
 }
 
 function parseJsonSafe(raw: string | undefined): unknown {
@@ -339,6 +387,9 @@ export type CallbackAttempt = { outcome: 'delivered'; error?: string } | { outco
 function parseJson(raw: string | undefined): unknown {
   return raw === undefined || raw === '' ? undefined : JSON.parse(raw);
 }
+
+/** How long a place admit reserved counts without its job's record: the time create takes, with room to spare. */
+const ADMIT_GRACE_MS = 60_000;
 
 const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
 const DEFAULT_EVENT_HISTORY = 10_000;
@@ -368,10 +419,21 @@ export class JobStore {
     return this.key('job', id);
   }
 
+  /** Idempotency keys are per owner: one owner's key never finds another's job. */
+  private idemKey(owner: string, key: string | undefined): string {
+    return this.key('idem', owner, key ?? '-');
+  }
+
   private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const script = SCRIPTS[name];
     if (keys.length !== script.keys) { throw new Error(`script ${name} takes ${script.keys} keys`); }
-    const [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...keys, ...args.map(String)), name);
+    const argv = [...keys, ...args.map(String)];
+    // By its SHA-1 (40 bytes, not the script's text); a server that does not hold the script yet
+    // (a new one, or a failover) answers NOSCRIPT without running anything, and then gets the text.
+    let [[err, reply]] = await this.confirmed(this.redis.pipeline().evalsha(shaOf(script.lua), keys.length, ...argv), name);
+    if (err && err.message.startsWith('NOSCRIPT')) {
+      [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...argv), name);
+    }
     if (err) { throw err; }
     return reply;
   }
@@ -405,11 +467,12 @@ export class JobStore {
     return replies.slice(0, scripts);
   }
 
-  /** Records a job; with an idempotency key that already made a job, returns that job instead. */
+  /** Records a job; with an idempotency key that already made a job of this owner, returns that job instead. */
   async create(job: NewJob, idempotencyKey?: string): Promise<{ job: Job; message: JobMessage; created: boolean }> {
-    const id = randomUUID();
+    const id = job.id ?? randomUUID();
     const now = this.now();
-    const [created, jobId] = (await this.run(
+    const owner = job.owner ?? LOCAL_OWNER;
+    const [created, jobId, record] = (await this.run(
       'create',
       [
         this.jobKey(id),
@@ -417,7 +480,7 @@ export class JobStore {
         this.key('queued'),
         this.key('outbox'),
         this.key('seq'),
-        this.key('idem', idempotencyKey ?? '-'),
+        this.idemKey(owner, idempotencyKey),
         this.streams.events,
         epochKey(this.prefix),
       ],
@@ -433,9 +496,13 @@ export class JobStore {
         this.history,
         randomUUID(),
         idempotencyKey ?? '',
+        owner,
       ],
-    )) as [number, string];
-    const stored = await this.copy(jobId);
+    )) as [number, string, string[]];
+    // The script returns the record it wrote (or found): no second round trip to read it.
+    const fields = fieldsOf(record);
+    const found = toJob(fields);
+    const stored = found && { job: found, message: toMessage(fields) };
     if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
     return { ...stored, created: created === 1 };
   }
@@ -479,11 +546,35 @@ export class JobStore {
     )) as RestoreOutcome;
   }
 
+  /**
+   * Reserves a place for job `id` among the owner's active (queued or running) jobs, atomically across
+   * API processes: true when it fits under `limit`, false (nothing changed) when the owner already has
+   * that many. A place is freed once its job is final or its record gone, and a reservation whose job
+   * was never recorded after ADMIT_GRACE_MS.
+   */
+  async admit(owner: string, id: string, limit: number): Promise<{ admitted: boolean; active: number }> {
+    const [admitted, active] = (await this.run(
+      'admit',
+      [this.activeKey(owner)],
+      [id, this.now(), limit, this.key('job', ''), ADMIT_GRACE_MS, this.options.ttlSeconds],
+    )) as [number, number];
+    return { admitted: admitted === 1, active };
+  }
+
+  /** Gives back a place admit reserved for a job that was not created (an idempotent replay, a refusal). */
+  async unadmit(owner: string, id: string): Promise<void> {
+    await this.redis.zrem(this.activeKey(owner), id);
+  }
+
+  private activeKey(owner: string): string {
+    return this.key('active', owner);
+  }
+
   /** Removes a job that was never published (the broker refused it), so a 503 leaves nothing behind. */
-  async discard(id: string, idempotencyKey?: string): Promise<boolean> {
+  async discard(id: string, idempotencyKey?: string, owner = LOCAL_OWNER): Promise<boolean> {
     const n = await this.run(
       'discard',
-      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.key('idem', idempotencyKey ?? '-'), this.streams.events],
+      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.idemKey(owner, idempotencyKey), this.streams.events],
       [id, this.history],
     );
     return n === 1;
@@ -680,8 +771,8 @@ export class JobStore {
     return { events, complete: untrimmed || (first !== null && compareEventIds(first[0], afterId) <= 0) };
   }
 
-  /** Newest first. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
-  async list(opts: { status?: JobStatus; limit: number; cursor?: string }): Promise<JobPage> {
+  /** Newest first, of one owner when given. The cursor is the sequence number to continue below; a filter scans at most 20 batches a page. */
+  async list(opts: { status?: JobStatus; owner?: string; limit: number; cursor?: string }): Promise<JobPage> {
     const jobs: Job[] = [];
     const batch = Math.max(opts.limit, 50);
     let max = opts.cursor === undefined ? '+inf' : `(${opts.cursor}`;
@@ -697,7 +788,7 @@ export class JobStore {
         const seq = entries[2 * i + 1];
         max = `(${seq}`;
         const job = toJob(hashes[i][1] as Record<string, string>);
-        if (job && (opts.status === undefined || job.status === opts.status)) { jobs.push(job); }
+        if (job && (opts.status === undefined || job.status === opts.status) && (opts.owner === undefined || job.owner === opts.owner)) { jobs.push(job); }
         if (jobs.length === opts.limit) { return { jobs, nextCursor: seq }; }
       }
       if (ids.length < batch) { return { jobs }; }
@@ -729,6 +820,7 @@ function toJob(h: Record<string, string>): Job | undefined {
   if (!h.id) { return undefined; }
   const record: Record<string, unknown> = {
     id: h.id,
+    owner: h.owner || LOCAL_OWNER,
     status: h.status,
     file: h.file,
     options: parseJson(h.options),

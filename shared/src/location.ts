@@ -19,6 +19,36 @@ export function isReserved(relative: string): boolean {
   return relative === RESERVED_DIR || relative.startsWith(`${RESERVED_DIR}/`);
 }
 
+/** Decoded once as a server or proxy might; a malformed escape stays as written. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * The first empty, `.` or `..` segment of an S3 key, as written or percent-decoded; undefined when
+ * there is none. The SDK sends such keys unchanged and a server or proxy that normalises paths would
+ * land in another bucket. Only a trailing `/` (a folder to list) is allowed; `''` is the bucket's root.
+ */
+export function badKeySegment(key: string): string | undefined {
+  if (key === '') { return undefined; }
+  const segments = key.split('/');
+  if (key.endsWith('/')) { segments.pop(); }
+  return segments.find((s) => [s, decoded(s)].some((v) => v === '' || v === '.' || v === '..'));
+}
+
+/** INVALID_LOCATION (400) for a key with an empty, `.` or `..` segment. */
+export function checkKey(input: string, key: string): void {
+  const bad = badKeySegment(key);
+  if (bad === undefined) { return; }
+  const what = bad === '' ? 'an empty segment (//)' : `a "${bad}" segment`;
+  throw new AppError('INVALID_LOCATION', `${input}: the key has ${what}; keys may not have empty, . or .. segments`, { status: 400 });
+
+}
+
 /**
  * Parses a job's file: `s3://bucket/key`, `file:relative/path` or `relative/path`.
  * Local paths come back normalised and relative to DATA_DIR; anything that would leave it is refused.
@@ -32,6 +62,7 @@ export function parseLocation(input: string): Location {
     if (!BUCKET.test(bucket)) {
       throw new AppError('VALIDATION', `${input}: "${bucket}" is not a valid bucket name`, { status: 400 });
     }
+    checkKey(input, key);
     return { kind: 's3', bucket, key };
   }
   const raw = input.startsWith('file:') ? input.slice('file:'.length).replace(/^\/\/(?=\/)/, '') : input;

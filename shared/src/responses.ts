@@ -25,6 +25,7 @@ export type FileEntry = z.infer<typeof FileEntrySchema>;
 
 export const FileListingSchema = z.object({
   location: z.string(),
+  nextCursor: z.string().optional().describe('pass as `cursor` for the next page (`limit` files each, LISTING_PAGE_SIZE at most); absent on the last page'),
   entries: z.array(FileEntrySchema),
 });
 export type FileListing = z.infer<typeof FileListingSchema>;

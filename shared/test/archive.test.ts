@@ -21,6 +21,7 @@ const reads = { retries: 2, idleTimeoutMs: 1000, backoffMs: 10 };
 function finishedJob(id: string = randomUUID(), sum = '87.231379072549653118'): Job {
   return {
     id,
+    owner: 'local',
     status: 'succeeded',
     file: 's3://decisum/data.csv',
     options: { step: 10, offset: 0 },

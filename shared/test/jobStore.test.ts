@@ -127,7 +127,7 @@ describe('JobStore against the real Redis', () => {
 
     const prefix = (store as unknown as { prefix: string }).prefix;
     const progress = await redis.xrange(`${prefix}:progress`, '-', '+');
-    expect(progress.map(([, fields]) => fields)).toEqual([['id', job.id, 'owner', '', 'progress', JSON.stringify({ bytesRead: 10, bytesTotal: 100, rows: 1 })]]);
+    expect(progress.map(([, fields]) => fields)).toEqual([['id', job.id, 'owner', 'local', 'progress', JSON.stringify({ bytesRead: 10, bytesTotal: 100, rows: 1 })]]);
   });
 
   it('says a record taken back is gone, and when the history no longer reaches back far enough', async () => {

@@ -26,6 +26,7 @@ beforeAll(async () => {
       MAX_ATTEMPTS: String(MAX_ATTEMPTS),
       S3_ENDPOINT: closed,
       S3_FORCE_PATH_STYLE: 'true',
+      S3_BUCKETS: '*',
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
       READ_RETRIES: '1',

@@ -34,6 +34,7 @@ export async function startSlowS3(bytesPerSec: number): Promise<SlowS3> {
       S3_ENDPOINT: endpoint,
       S3_REGION: c.region ?? 'us-east-1',
       S3_FORCE_PATH_STYLE: 'true',
+      S3_BUCKETS: bucket,
       // One connection at bytesPerSec: the jobs must take seconds for these tests to act on them.
       S3_READ_CONCURRENCY: '1',
       AWS_ACCESS_KEY_ID: c.credentials!.accessKeyId,

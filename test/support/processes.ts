@@ -198,6 +198,8 @@ export async function startService(kind: ServiceKind, name: string, env: Record<
 
 export interface ApiProcess extends ServiceProcess {
   url: string;
+  /** Its METRICS_PORT endpoint, when that port is not 0. */
+  metricsUrl?: string;
 }
 
 export interface ClusterOptions {
@@ -232,6 +234,7 @@ export class Cluster {
       DECISUM_PREFIX: this.prefix,
       PORT: '0',
       EXECUTOR_METRICS_PORT: '0',
+      METRICS_PORT: '0',
       EXECUTOR_CONCURRENCY: '1',
       EXECUTOR_THREADS: '1',
       LOG_LEVEL: 'info',
@@ -272,6 +275,8 @@ export class Cluster {
     const proc = (await startService('api', `api${++this.serial}`, { ...this.env, ...env })) as ApiProcess;
     const port = proc.lines.find((l) => l.msg === 'api listening')?.port as number;
     proc.url = `http://127.0.0.1:${port}`;
+    const metricsPort = proc.lines.find((l) => l.msg === 'api listening')?.metricsPort as number | undefined;
+    if (metricsPort !== undefined) { proc.metricsUrl = `http://127.0.0.1:${metricsPort}`; }
     this.apis.push(proc);
     return proc;
   }

@@ -25,6 +25,7 @@ import type { Executor } from '../../executor/src/executor';
 import { startExecutor } from '../../executor/src/start';
 import { serviceUrls } from './services';
 import { waitFor } from './wait';
+import { freePort } from './servers';
 import { deleteTopology } from './amqp';
 import { builtWorkerEntry } from './worker';
 
@@ -37,6 +38,8 @@ export interface StackOptions {
 
 export interface Stack {
   url: string;
+  /** The API's metrics port (METRICS_PORT), apart from the public one. */
+  metricsUrl: string;
   config: Config;
   env: Record<string, string>;
   dataDir: string;
@@ -73,6 +76,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     DECISUM_PREFIX: `test-${randomUUID().slice(0, 8)}`,
     PORT: '0',
     EXECUTOR_METRICS_PORT: '0',
+    METRICS_PORT: String(await freePort()),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     HEARTBEAT_MS: '200',
     LEASE_MS: '2000',
@@ -94,6 +98,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const api = await startApi(services, config, logger, { host: '127.0.0.1' });
   closers.push(() => api.stop());
   const { url, sweeper } = api;
+  if (!api.metricsUrl) { throw new Error('the API did not open its metrics port'); }
+  const metricsUrl = api.metricsUrl;
   const { store, storage, broker, redis } = services;
   const feed = services.feed!;
 
@@ -113,6 +119,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   return {
     url,
+    metricsUrl,
     config,
     env,
     dataDir,

@@ -80,6 +80,14 @@ to LOCATION's name in the current folder; an existing file is replaced only
 with --force. A download that is cut short leaves no file behind.`,
     examples: ['decisum download reports/a.csv', 'decisum download s3://decisum/data.csv - | head'],
   },
+  token: {
+    summary: 'create API tokens (decisum token create --name alice --scopes jobs:write,jobs:read)',
+    description: `token create prints a new random token and its entry for API_TOKENS (or
+API_TOKENS_FILE): the owner's name, the token's sha256 and its scopes. The
+server keeps only the hash; the token is shown once. Scopes: jobs:write,
+jobs:read, files:read, files:write, admin (every scope, every owner's jobs).`,
+    examples: ['decisum token create --name alice --scopes jobs:write,jobs:read', 'decisum token create --name ops --scopes admin --json'],
+  },
 } as const;
 
 export type CommandName = keyof typeof COMMAND_HELP;

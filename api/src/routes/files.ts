@@ -10,29 +10,46 @@ import {
   type FileListing,
   type FileWritten,
   type Location,
+  type Limits,
   type Logger,
   type Storage,
 } from '@decisum/shared';
 import { BINARY, type ApiDocs, type Operation } from '../openapi';
+import { parse } from '../validate';
+import { checkDeclaredLength, checkFreeSpace, countedBody, type UploadLimits } from '../uploads';
+
+/** `?limit=&cursor=` of a listing: at most LISTING_PAGE_SIZE a page; the cursor is the last path of the previous page. */
+const ListingQuerySchema = (max: number) =>
+  z
+    .object({
+      limit: z.coerce.number().int().min(1).max(max).optional().meta({ description: 'files in this page; LISTING_PAGE_SIZE (1000) at most and by default' }),
+      cursor: z.string().min(1).max(4096).optional().meta({ description: "the previous page's `nextCursor`" }),
+    })
+    .strict();
 
 export interface FilesDeps {
   storage: Storage;
   logger: Logger;
+  /** DATA_DIR: its disk's free space is checked before a local upload. */
+  dataDir: string;
+  limits: UploadLimits & Pick<Limits, 'listingPage'>;
 }
 
 /**
  * Files API, mounted at /api/v1/files: GET downloads, PUT uploads (streamed both ways), and a GET on
  * a path ending in / lists the files under it. A PUT with `If-None-Match: *` never replaces a file: 412 FILE_EXISTS.
  */
-export function createFilesRouter({ storage, logger }: FilesDeps, docs: ApiDocs, base: string): Router {
+export function createFilesRouter({ storage, logger, dataDir, limits }: FilesDeps, docs: ApiDocs, base: string): Router {
   const router = express.Router();
 
   const get = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) {
-      const entries = await storage.list(loc);
+      const q = parse(ListingQuerySchema(limits.listingPage), req.query, 'query');
+      const { entries, next } = await storage.list(loc, { limit: q.limit ?? limits.listingPage, after: q.cursor });
       const root = loc.kind === 's3' ? `s3://${loc.bucket}/` : '';
       const listing: FileListing = {
         location: formatLocation(loc),
+        ...(next === undefined ? {} : { nextCursor: next }),
         entries: entries.map((e) => ({
           path: e.path,
           location: `${root}${e.path}`,
@@ -63,14 +80,28 @@ export function createFilesRouter({ storage, logger }: FilesDeps, docs: ApiDocs,
 
   const put = async (req: Request, res: Response, loc: Location, folder: boolean) => {
     if (folder) { throw new AppError('VALIDATION', 'PUT needs a file name, not a path ending in /', { status: 400 }); }
-    const exclusive = createOnly(req);
-    // Checked before the body is read too, so a client that will not replace a file is told at once.
-    if (exclusive && (await exists(storage, loc))) { throw fileExists(formatLocation(loc)); }
+    refuseEncoded(req);
+    const location = formatLocation(loc);
     const length = req.headers['content-length'];
     const contentLength = length === undefined ? undefined : Number(length);
+    // A refused upload's body is not read: the connection closes after the answer instead of draining it.
+    res.setHeader('Connection', 'close');
+    checkDeclaredLength(contentLength, location, limits);
+    if (loc.kind === 'local') { await checkFreeSpace(dataDir, contentLength, location, limits); }
+    const exclusive = createOnly(req);
+    // Checked before the body is read too, so a client that will not replace a file is told at once.
+    if (exclusive && (await exists(storage, loc))) { throw fileExists(location); }
+    res.removeHeader('Connection');
     const aborter = abortOnClose(res);
-    const info = await storage.write(loc, req, { contentLength, signal: aborter.signal, exclusive });
-    const location = formatLocation(loc);
+    const counted = countedBody(req, location, limits.uploadBytes);
+    let info;
+    try {
+      info = await storage.write(loc, counted.body, { contentLength, signal: aborter.signal, exclusive });
+    } catch (err) {
+      const tooLarge = counted.tripped();
+      if (tooLarge) { res.setHeader('Connection', 'close'); }
+      throw tooLarge ?? err;
+    }
     logger.info({ location, size: info.size }, 'file uploaded');
     const written: FileWritten = { location, size: info.size, modified: info.modified.toISOString() };
     res.status(201).location(req.originalUrl).json(written);
@@ -92,8 +123,8 @@ function operations(docs: ApiDocs) {
   const modified = '2025-01-01T12:00:00.000Z';
   const failures = {
     ...docs.problems(
-      [400, 'A path outside DATA_DIR, or an invalid bucket name', 'PATH_OUTSIDE_DATA_DIR', '../x.csv is outside DATA_DIR: give a path relative to it'],
-      [403, 'Storage refused access', 'FILE_ACCESS_DENIED', 'access denied to s3://decisum/data.csv'],
+      [400, 'A path outside DATA_DIR (PATH_OUTSIDE_DATA_DIR), an S3 key with an empty, `.` or `..` segment (INVALID_LOCATION), or an invalid bucket name', 'PATH_OUTSIDE_DATA_DIR', '../x.csv is outside DATA_DIR: give a path relative to it'],
+      [403, 'Storage refused access (FILE_ACCESS_DENIED), or the bucket is outside S3_BUCKETS (LOCATION_NOT_ALLOWED)', 'FILE_ACCESS_DENIED', 'access denied to s3://decisum/data.csv'],
       [404, 'The file or its bucket does not exist (FILE_NOT_FOUND, BUCKET_NOT_FOUND)', 'FILE_NOT_FOUND', 'reports/a.csv does not exist'],
       [503, 'Storage is unreachable', 'STORAGE_UNAVAILABLE', 'storage did not answer; try again shortly'],
     ),
@@ -119,7 +150,11 @@ function operations(docs: ApiDocs) {
       content: { 'application/json': { schema: FileWritten, example: { location, size: 311_548, modified } } },
     },
     ...failures,
-    ...docs.problems([412, 'With `If-None-Match: *`: the file exists, and was left as it was', 'FILE_EXISTS', `${location} already exists`]),
+    ...docs.problems(
+      [412, 'With `If-None-Match: *`: the file exists, and was left as it was', 'FILE_EXISTS', `${location} already exists`],
+      [413, 'The body is over MAX_UPLOAD_BYTES (declared or as streamed); nothing is kept', 'UPLOAD_TOO_LARGE', `${location}: uploads are limited to 1073741824 bytes (MAX_UPLOAD_BYTES)`],
+      [507, 'A local upload would leave less than MIN_FREE_BYTES free under DATA_DIR', 'INSUFFICIENT_STORAGE', `${location}: not enough free space under DATA_DIR; uploads keep at least 1073741824 bytes free (MIN_FREE_BYTES)`],
+    ),
   });
   const createOnlyHeader = z.object({
     'If-None-Match': z.literal('*').optional().meta({ description: '`*`: create the file, never replace one (412 `FILE_EXISTS` if it exists)' }),
@@ -139,6 +174,7 @@ function operations(docs: ApiDocs) {
       tags,
       summary: 'List the files under DATA_DIR',
       description: 'Any path ending in `/` lists that folder: `/api/v1/files/local/reports/`.',
+      request: { query: ListingQuerySchema(1000) },
       responses: listing({ location: '', entries: [{ path: 'data.csv', location: 'data.csv', size: 311_548, modified }] }),
     },
     localDownload: {
@@ -162,7 +198,7 @@ function operations(docs: ApiDocs) {
       tags,
       summary: 'List the objects of a bucket',
       description: 'Any key ending in `/` lists that prefix: `/api/v1/files/s3/decisum/reports/`.',
-      request: { params: z.object({ bucket }) },
+      request: { params: z.object({ bucket }), query: ListingQuerySchema(1000) },
       responses: listing({
         location: 's3://decisum/',
         entries: [{ path: 'data.csv', location: 's3://decisum/data.csv', size: 311_548, modified }],
@@ -191,6 +227,13 @@ function createOnly(req: Request): boolean {
   if (value === undefined) { return false; }
   if (value.trim() === '*') { return true; }
   throw new AppError('VALIDATION', `If-None-Match: ${value} is not supported on PUT; send * to refuse replacing a file`, { status: 400 });
+}
+
+/** The body is stored as sent: an encoded one (gzip, compress) would be stored encoded, so it is refused. */
+function refuseEncoded(req: Request): void {
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') { return; }
+  throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${encoding.slice(0, 40)} is not supported on upload: send the file's bytes as they are`, { status: 415 });
 }
 
 async function exists(storage: Storage, loc: Location): Promise<boolean> {
@@ -227,8 +270,11 @@ function s3Target(req: Request): [Location, boolean] {
   return [loc, isFolder(req, rest)];
 }
 
+/** A download is a file to save, never a page to render in the API's origin: attachment, and nosniff. */
 function setFileHeaders(res: Response, loc: Location, info: { size: number; modified: Date; etag?: string }): void {
   const name = loc.kind === 's3' ? loc.key : loc.path;
+  res.attachment(name.split('/').pop() || 'download');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Content-Length', String(info.size));
   res.setHeader('Content-Type', contentTypeOf(name));
   res.setHeader('Last-Modified', info.modified.toUTCString());

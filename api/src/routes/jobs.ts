@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { AppError, JOB_STATUSES, JobSubmissionSchema, type Job, type JobFeed, type JobStore, type ResultsArchive } from '@decisum/shared';
+import { AppError, JOB_STATUSES, JobSubmissionSchema, withColumnsCut, type Job, type JobFeed, type JobStore, type ResultsArchive } from '@decisum/shared';
 import { canSee, type Principal } from '../auth';
 import { SAMPLE_ID, examples, type ApiDocs } from '../openapi';
 import { submitJob, type SubmitDeps } from '../submit';
@@ -13,6 +13,8 @@ export type JobsDeps = SubmitDeps & {
   archive?: ResultsArchive;
   /** Aborted when the API stops: waiting requests answer at once with the job as it is. */
   stopping?: AbortSignal;
+  /** LIST_MAX_COLUMNS: per-column results each job carries in a list page. */
+  listColumns: number;
 };
 
 /** The longest `?wait`, in seconds. */
@@ -53,6 +55,10 @@ function jobIdOf(req: Request, res: Response): string {
   return id;
 }
 
+function principalOf(res: Response): Principal {
+  return res.locals.principal as Principal;
+}
+
 export function noSuchJob(id: string): AppError {
   return new AppError('JOB_NOT_FOUND', `no job with id ${id}`, { status: 404 });
 }
@@ -77,7 +83,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
       const submission = parse(JobSubmissionSchema, req.body ?? {}, 'body');
       const key = req.get('Idempotency-Key');
       const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKeySchema, key, 'Idempotency-Key');
-      const { job, replayed } = await submitJob(deps, submission, idempotencyKey);
+      const { job, replayed } = await submitJob(deps, submission, principalOf(res).owner, idempotencyKey);
       aboutJob(res, job.id);
       if (replayed) { res.setHeader('Idempotent-Replayed', 'true'); }
       res.status(202).location(`${base}/${job.id}`).json(job);
@@ -136,12 +142,18 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     'get',
     '/',
     async (req, res) => {
-      res.json(await store.list(parse(ListQuerySchema, req.query, 'query')));
+      const principal = principalOf(res);
+      const owner = principal.scopes.includes('admin') ? undefined : principal.owner;
+      const page = await store.list({ ...parse(ListQuerySchema, req.query, 'query'), owner });
+      res.json({ ...page, jobs: page.jobs.map((job) => withColumnsCut(job, deps.listColumns)) });
     },
     {
       path: '/',
       tags: ['jobs'],
       summary: 'List jobs, newest first',
+      description:
+        'Each job carries at most LIST_MAX_COLUMNS (100 by default) per-column results; a job cut this way has `result.columnsTruncated: true` ' +
+        'and `result.columnCount`. `GET /api/v1/jobs/{id}` returns every column.',
       request: { query: ListQuerySchema },
       responses: {
         200: {
@@ -178,7 +190,7 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     async (req, res) => {
       const id = jobIdOf(req, res);
       const { wait } = parse(GetQuerySchema, req.query, 'query');
-      const principal = res.locals.principal as Principal;
+      const principal = principalOf(res);
       const read = async () => {
         const job = await findJob(deps, principal, id);
         if (!job) { throw noSuchJob(id); }
@@ -220,6 +232,9 @@ export function createJobsRouter(deps: JobsDeps, docs: ApiDocs, base: string): R
     '/:id',
     async (req, res) => {
       const id = jobIdOf(req, res);
+      // Another owner's job is as absent as one that never was, so ids cannot be probed.
+      const job = await store.get(id);
+      if (!job || !canSee(principalOf(res), job)) { throw noSuchJob(id); }
       const outcome = await store.cancel(id);
       if (outcome === 'missing') { throw noSuchJob(id); }
       if (outcome !== 'ended') {

@@ -1,18 +1,16 @@
 import { Router } from 'express';
 import { HealthSchema, ReadySchema, type EpochReport, type Health, type Ready } from '@decisum/shared';
 import type { ApiDocs } from '../openapi';
-import type { Metrics } from '../metrics';
 
 export interface OperationsDeps {
   /** Readiness checks by name: each resolves true when its dependency answers. */
   ready: Record<string, () => Promise<boolean> | boolean>;
-  metrics?: Metrics;
   /** What this process knows of the Redis epoch, shown on /readyz. */
   epoch?: () => EpochReport;
 }
 
-/** Liveness, readiness and Prometheus metrics. */
-export function createOperationsRouter({ ready, metrics, epoch }: OperationsDeps, docs: ApiDocs): Router {
+/** Liveness and readiness. Prometheus metrics are on their own port (METRICS_PORT), not this public one. */
+export function createOperationsRouter({ ready, epoch }: OperationsDeps, docs: ApiDocs): Router {
   const router = Router();
   const routes = docs.routes(router);
   const tags = ['operations'];
@@ -53,33 +51,5 @@ export function createOperationsRouter({ ready, metrics, epoch }: OperationsDeps
     },
   );
 
-  if (metrics) {
-    const { registry } = metrics;
-    routes.add(
-      'get',
-      '/metrics',
-      async (_req, res) => {
-        res.type(registry.contentType).send(await registry.metrics());
-      },
-      {
-        path: '/metrics',
-        tags,
-        summary: 'Prometheus metrics',
-        description:
-          'Jobs submitted, the queued and running gauges, HTTP request durations and process metrics. Executors serve their own on `EXECUTOR_METRICS_PORT`.',
-        responses: {
-          200: {
-            description: 'Prometheus text exposition format',
-            content: {
-              'text/plain': {
-                schema: { type: 'string' },
-                example: '# HELP decisum_jobs_queued Jobs waiting for an executor\n# TYPE decisum_jobs_queued gauge\ndecisum_jobs_queued 0\n',
-              },
-            },
-          },
-        },
-      },
-    );
-  }
   return router;
 }

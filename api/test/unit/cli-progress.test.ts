@@ -12,6 +12,7 @@ function clock(start = 1_000_000) {
 function running(bytesRead: number, bytesTotal: number, rows: number): Job {
   return {
     id: 'j1',
+    owner: 'local',
     status: 'running',
     file: 'big.csv',
     options: { step: 10, offset: 0 },

@@ -1,5 +1,5 @@
 import type { JobResult } from '@decisum/shared';
-import { Engine, type EngineConfig } from './core';
+import { Engine, type EngineConfig } from './engine';
 import { engineConfig, toAppError, type EngineOptions } from './options';
 
 export { sumFile, type SumFileOptions } from './parallel';

@@ -1,34 +1,47 @@
-import { permanentError } from '@decisum/shared';
-import { CsvError, type EngineConfig } from './core';
+import {
+  DEFAULT_MAX_COLUMNS,
+  DEFAULT_MAX_HEADER_BYTES,
+  JobOptionsSchema,
+  MAX_RECORD_BYTES,
+  permanentError,
+  type JobOptions,
+} from '@decisum/shared';
+import type { EngineConfig } from './engine';
+import { CsvError } from './errors';
 
-export interface EngineOptions {
-  /** Sum every step-th data column… */
-  step: number;
-  /** …starting at this 0-based data column. */
-  offset: number;
-  /** Detected from the header line when absent. */
-  delimiter?: ',' | ';' | '\t' | '|';
-  /** Whether the first record is a header; true when absent. Without one, columns are named col{index}. */
-  header?: boolean;
+/** A job's options (validated by the shared schema) and the limits its read keeps to. */
+export interface EngineOptions extends JobOptions {
   /** A record longer than this fails with LINE_TOO_LONG, which bounds memory; 64 MiB by default. */
   maxRecordBytes?: number;
+  /** A header longer than this fails with HEADER_TOO_LARGE; MAX_HEADER_BYTES's default when absent. */
+  maxHeaderBytes?: number;
+  /** A header that would sum more columns than this fails with TOO_MANY_COLUMNS; MAX_COLUMNS's default when absent. */
+  maxColumns?: number;
 }
 
-export const DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_RECORD_BYTES = MAX_RECORD_BYTES;
 
-/** Validated engine settings; shared with the parallel runner so both read options alike. */
+/** Engine settings from options the shared job schema validates (callers outside a job, such as benchmarks, included). */
 export function engineConfig(options: EngineOptions): EngineConfig {
-  const { step, offset } = options;
-  if (!Number.isInteger(step) || step < 1) { throw new RangeError(`step must be a positive integer, got ${step}`); }
-  if (!Number.isInteger(offset) || offset < 0) { throw new RangeError(`offset must be a non-negative integer, got ${offset}`); }
-  let delimiter: number | undefined;
-  if (options.delimiter !== undefined) {
-    if (![',', ';', '\t', '|'].includes(options.delimiter)) { throw new RangeError(`unsupported delimiter ${JSON.stringify(options.delimiter) }`); }
-    delimiter = options.delimiter.charCodeAt(0);
+  const parsed = JobOptionsSchema.safeParse({ step: options.step, offset: options.offset, delimiter: options.delimiter, header: options.header });
+  if (!parsed.success) {
+    throw new RangeError(`invalid job options: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
   }
-  const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
-  if (!(maxRecordBytes >= 1)) { throw new RangeError(`maxRecordBytes must be positive, got ${maxRecordBytes}`); }
-  return { step, offset, delimiter, header: options.header ?? true, maxRecordBytes };
+  const { step, offset, delimiter, header } = parsed.data;
+  return {
+    step,
+    offset,
+    delimiter: delimiter?.charCodeAt(0),
+    header: header ?? true,
+    maxRecordBytes: positive('maxRecordBytes', options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES),
+    maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES),
+    maxColumns: positive('maxColumns', options.maxColumns ?? DEFAULT_MAX_COLUMNS),
+  };
+}
+
+function positive(name: string, value: number): number {
+  if (!(value >= 1)) { throw new RangeError(`${name} must be positive, got ${value}`); }
+  return value;
 }
 
 /** The engine's errors are the user's data at fault: permanent, with row and column. */
@@ -36,4 +49,3 @@ export function toAppError(err: unknown): unknown {
   if (err instanceof CsvError) { return permanentError(err.code, err.message, { row: err.row, column: err.column }); }
   return err;
 }
-

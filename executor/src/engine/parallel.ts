@@ -11,8 +11,12 @@ import {
   type Progress,
   type RetryInfo,
 } from '@decisum/shared';
-import { CsvError, Engine, mergePartials, type Layout, type PartialSums } from './core';
+import { Engine, type EngineConfig } from './engine';
+import { CsvError } from './errors';
+import type { Layout } from './header';
+import { mergePartials, type PartialSums } from './sums';
 import { engineConfig, toAppError, type EngineOptions } from './options';
+import { SimdRows } from './simd';
 import type { RangeMessage, RangeTask } from './worker';
 
 export interface SumOptions extends EngineOptions {
@@ -66,10 +70,15 @@ export async function sumObject(object: ObjectReader, options: SumOptions): Prom
   const { signal } = options;
   throwIfCancelled(signal);
   const bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER;
-  const header = await readHeader(object, cfg, bufferBytes);
   const bytesTotal = object.info.size;
-  const { layout, dataStart } = header;
+  const threads = Math.max(1, Math.floor(options.threads));
+  const version = object.version;
+  if (version.kind !== 'local' || threads === 1 || bytesTotal < (options.minParallelBytes ?? DEFAULT_MIN_PARALLEL)) {
+    return sumInOrder(object, cfg, bufferBytes, options);
+  }
 
+  const header = await readHeader(object, cfg, bufferBytes);
+  const { layout, dataStart } = header;
   let bytesRead = dataStart;
   const rowsBy = new Map<number, number>();
   const progress = (start: number, bytes: number, rows: number) => {
@@ -79,13 +88,6 @@ export async function sumObject(object: ObjectReader, options: SumOptions): Prom
     for (const r of rowsBy.values()) { total += r; }
     options.onProgress?.({ bytesRead: Math.min(bytesRead, bytesTotal), bytesTotal, rows: total });
   };
-
-  const threads = Math.max(1, Math.floor(options.threads));
-  const version = object.version;
-  if (version.kind !== 'local' || threads === 1 || bytesTotal - dataStart < (options.minParallelBytes ?? DEFAULT_MIN_PARALLEL)) {
-    const part = await sumRangeHere(object, dataStart, cfg.maxRecordBytes, header, bufferBytes, signal, (b, r) => progress(dataStart, b, r));
-    return mergePartials(layout, [part]);
-  }
 
   const starts = await rangeStarts(object, dataStart, threads);
   const tasks: RangeTask[] = starts.map((start, i) => ({
@@ -134,6 +136,40 @@ export async function sumFile(absPath: string, options: SumFileOptions): Promise
   } finally {
     await file.close();
   }
+}
+
+/**
+ * The whole object on this thread in one pass, header included, in the order the reader gives: the
+ * path of every S3 object and every small local file. A job of a few hundred KB pays for no header
+ * pass, no fresh WebAssembly instance (one comes from this thread's pool) and no read buffer larger
+ * than the object.
+ */
+async function sumInOrder(object: ObjectReader, cfg: EngineConfig, bufferBytes: number, options: SumOptions): Promise<JobResult> {
+  const bytesTotal = object.info.size;
+  const simdRows = SimdRows.take();
+  try {
+    const engine = new Engine({ ...cfg, bufferBytes: fitted(bufferBytes, bytesTotal), simdRows });
+    let bytesRead = 0;
+    for await (const chunk of object.chunks()) {
+      throwIfCancelled(options.signal);
+      engine.push(chunk);
+      bytesRead += chunk.length;
+      options.onProgress?.({ bytesRead, bytesTotal, rows: engine.rows });
+    }
+    engine.end();
+    return { rows: engine.rows, columns: engine.columns() };
+  } catch (err) {
+    throw toAppError(err);
+  } finally {
+    SimdRows.give(simdRows);
+  }
+}
+
+/** The read buffer for an object of size bytes: the next power of two above it, at least 64 KiB, at most bufferBytes. */
+function fitted(bufferBytes: number, size: number): number {
+  let n = 1 << 16;
+  while (n <= size && n < bufferBytes) { n *= 2; }
+  return Math.min(n, bufferBytes);
 }
 
 async function readHeader(object: ObjectReader, cfg: ReturnType<typeof engineConfig>, bufferBytes: number): Promise<Header> {
@@ -186,7 +222,7 @@ async function sumRangeHere(
   signal: AbortSignal | undefined,
   progress: (bytes: number, rows: number) => void,
 ): Promise<PartialSums> {
-  const engine = new Engine({ step: 1, offset: 0, header: false, maxRecordBytes, layout: header.layout, bufferBytes });
+  const engine = Engine.forRange({ layout: header.layout, maxRecordBytes, bufferBytes });
   try {
     for await (const chunk of object.chunks({ start })) {
       throwIfCancelled(signal);

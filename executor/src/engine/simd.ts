@@ -1,7 +1,8 @@
 /*
  * The engine's WebAssembly fast path (executor/assembly/rows.ts, built into executor/dist/rows.wasm
  * by `npm run build:wasm`): one instance per Engine, whose memory holds the Engine's read buffer,
- * so the bytes read are the bytes it scans, with no copy.
+ * so the bytes read are the bytes it scans, with no copy. A new instance maps fresh memory, which
+ * for many small jobs drives the collector: SimdRows.take() and give() keep instances for reuse.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -25,6 +26,12 @@ interface Exports {
 }
 
 let compiled: WebAssembly.Module | undefined;
+
+/** Instances kept for the next Engine on this thread; one Engine holds an instance at a time. */
+const pool: SimdRows[] = [];
+const POOL_SIZE = 16;
+/** An instance whose memory grew past this (a long record) is dropped rather than kept. */
+const POOL_MEMORY_BYTES = 8 << 20;
 
 export function compileFastPath(file = WASM): WebAssembly.Module {
   let bytes: Buffer;
@@ -60,6 +67,16 @@ export class SimdRows {
     this.otherRowStatus = this.x.OTHER_ROW.value as number;
   }
 
+  /** An instance from this thread's pool, or a new one. Give it back once its Engine is done. */
+  static take(): SimdRows {
+    return pool.pop() ?? new SimdRows();
+  }
+
+  /** Keeps an instance for the next take(); its Engine must not use it any more. */
+  static give(rows: SimdRows): void {
+    if (pool.length < POOL_SIZE && rows.x.memory.buffer.byteLength <= POOL_MEMORY_BYTES && !pool.includes(rows)) { pool.push(rows); }
+  }
+
   /** A read buffer of size bytes, followed by slack bytes of memory; growing it keeps its bytes. */
   buffer(size: number, slack: number): Buffer {
     const memory = this.x.memory;
@@ -73,7 +90,11 @@ export class SimdRows {
     if (indices.length > (this.x.MAX_COLUMNS.value as number)) { return false; }
     this.k = indices.length;
     this.x.setup(delimiter, fieldCount, this.k);
-    this.views().i32.set(indices, (this.x.IDX.value as number) >> 2);
+    const { i32, i64 } = this.views();
+    i32.set(indices, (this.x.IDX.value as number) >> 2);
+    // A reused instance may hold sums an earlier Engine left when it failed mid-chunk.
+    const acc = (this.x.ACC.value as number) >> 3;
+    i64.fill(0n, acc, acc + this.k);
     return true;
   }
 

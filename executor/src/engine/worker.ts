@@ -1,6 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { AppError, LocalFileSync, type LocalVersion, type ReadPolicy } from '@decisum/shared/local-file';
-import { CsvError, Engine, type Layout, type PartialSums } from './core';
+import { Engine } from './engine';
+import { CsvError } from './errors';
+import type { Layout } from './header';
+import type { PartialSums } from './sums';
 
 /*
  * One byte range of a local file, summed in a worker thread. The worker opens the file itself from
@@ -31,14 +34,11 @@ export type RangeMessage =
 const PROGRESS_BYTES = 32 << 20;
 
 export function sumRange(task: RangeTask, post: (m: RangeMessage) => void): void {
-  const engine = new Engine({
-    step: 1,
-    offset: 0,
-    header: false,
-    maxRecordBytes: task.maxRecordBytes,
+  const engine = Engine.forRange({
     layout: task.layout,
-    stopAt: task.end === undefined ? undefined : task.end - task.start,
+    maxRecordBytes: task.maxRecordBytes,
     bufferBytes: task.bufferBytes,
+    stopAt: task.end === undefined ? undefined : task.end - task.start,
   });
   let file: LocalFileSync | undefined;
   try {

@@ -10,7 +10,7 @@ import { StorageRouter } from './router';
  * Reads get their own client without SDK retries, so only the read policy applies, and with as many
  * connections as parallel reads ask for.
  */
-export function createStorage(config: Pick<Config, 'dataDir' | 's3' | 's3Reads' | 'reads'>): {
+export function createStorage(config: Pick<Config, 'dataDir' | 's3' | 's3Reads' | 'reads' | 'buckets'>): {
   storage: StorageRouter;
   local: LocalStorage;
   s3: S3Storage;
@@ -26,5 +26,5 @@ export function createStorage(config: Pick<Config, 'dataDir' | 's3' | 's3Reads' 
     readPartBytes: config.s3Reads.partBytes,
     readConcurrency: config.s3Reads.concurrency,
   });
-  return { storage: new StorageRouter({ local, s3 }), local, s3, clients: [client, readClient] };
+  return { storage: new StorageRouter({ local, s3, scope: config.buckets }), local, s3, clients: [client, readClient] };
 }

@@ -9,3 +9,4 @@ export * from './s3';
 export * from './s3-client';
 export * from './router';
 export * from './create';
+export * from './listing';

@@ -90,13 +90,15 @@ export class LocalFile implements ObjectReader {
   async *chunks(range: ByteRange = {}): AsyncGenerator<Buffer> {
     const size = this.version.size;
     const end = Math.min(range.end ?? size, size);
-    const chunkSize = this.options.chunkSize ?? CHUNK;
-    // Two buffers in turn: the next read runs on the thread pool while the consumer works on the last.
-    const slots: Buffer[] = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
-    let turn = 0;
     let pos = range.start ?? 0;
+    // No larger than the range: a small file costs one buffer of its size.
+    const chunkSize = Math.max(1, Math.min(this.options.chunkSize ?? CHUNK, end - pos));
+    // Two buffers in turn (the second made when a second read is needed): the next read runs on
+    // the thread pool while the consumer works on the last.
+    const slots: (Buffer | undefined)[] = [undefined, undefined];
+    let turn = 0;
     const readNext = () => {
-      const p = this.read(slots[turn], pos, Math.min(chunkSize, end - pos));
+      const p = this.read((slots[turn] ??= Buffer.allocUnsafe(chunkSize)), pos, Math.min(chunkSize, end - pos));
       // A consumer that stops early never awaits the last read: its failure is nobody's.
       p.catch(() => undefined);
       return p;

@@ -8,7 +8,8 @@ import { AppError } from '../errors';
 import { isReserved, type Location } from '../location';
 import { cancelled, errnoOf, fileExists, type ReadPolicy } from './backoff';
 import { isDirectory, LocalFile, mapLocalError, type LocalFs } from './local-file';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
+import { pageOf } from './listing';
+import type { ListEntry, ListPage, ListResult, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 export interface LocalStorageOptions {
   /** Absolute; nothing outside it (after resolving symlinks) is readable or writable. */
@@ -113,7 +114,13 @@ export class LocalStorage implements Storage {
     return { size: st.size, modified: st.mtime };
   }
 
-  async list(loc: Location): Promise<ListEntry[]> {
+  /**
+   * One page of the files under a folder, in path order, after page.after. Folders are read one at a
+   * time with opendir and walked in order (a folder sorts as `name/`, so the walk's order is the
+   * paths' order), folders wholly before the cursor are skipped, and the walk stops once the page is
+   * full: memory holds one folder's names per level, never the whole tree.
+   */
+  async list(loc: Location, page: ListPage): Promise<ListResult> {
     const rel = localPath(loc).replace(/\/+$/, '');
     const root = await this.realRoot();
     const start = await this.resolveExisting(rel);
@@ -121,20 +128,22 @@ export class LocalStorage implements Storage {
     if (!st.isDirectory()) {
       throw new AppError('VALIDATION', `${rel} is a file, not a folder: drop the trailing /`, { status: 400 });
     }
+    const after = page.after;
     const entries: ListEntry[] = [];
+    const full = () => entries.length > page.limit;
     const walk = async (realDir: string, logical: string): Promise<void> => {
-      const dirents = await fs.promises.readdir(realDir, { withFileTypes: true }).catch((err: unknown) => {
-        throw mapLocalError(err, logical || '/');
-      });
-      for (const d of dirents) {
+      for (const d of await sortedDir(realDir, logical)) {
+        if (full()) { return; }
         if (d.name.startsWith(TEMP_MARK)) { continue; }
         const logicalChild = logical ? `${logical}/${d.name}` : d.name;
         // decisum's own folder (the results archive) is not the user's to see.
         if (isReserved(logicalChild)) { continue; }
         const child = path.join(realDir, d.name);
         if (d.isDirectory()) {
-          await walk(child, logicalChild);
-        } else if (d.isFile() || d.isSymbolicLink()) {
+          const folder = `${logicalChild}/`;
+          // Every path inside sorts after folder; all of them are before the cursor unless it lies inside.
+          if (after === undefined || after < folder || after.startsWith(folder)) { await walk(child, logicalChild); }
+        } else if ((d.isFile() || d.isSymbolicLink()) && (after === undefined || logicalChild > after)) {
           // Symlinks are listed only when they land on a file inside DATA_DIR; linked folders are skipped (no loops).
           const real = d.isSymbolicLink() ? await fs.promises.realpath(child).catch(() => undefined) : child;
           if (real === undefined || !inside(root, real)) { continue; }
@@ -144,7 +153,7 @@ export class LocalStorage implements Storage {
       }
     };
     await walk(start, rel);
-    return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return pageOf(entries, page.limit);
   }
 
   private realRoot(): Promise<string> {
@@ -197,6 +206,19 @@ export class LocalStorage implements Storage {
     }
     return current;
   }
+}
+
+/** A folder's entries by the order of their paths: a folder's name counts as `name/`. */
+async function sortedDir(realDir: string, logical: string): Promise<fs.Dirent[]> {
+  const dirents: fs.Dirent[] = [];
+  try {
+    const dir = await fs.promises.opendir(realDir);
+    for await (const d of dir) { dirents.push(d); }
+  } catch (err) {
+    throw mapLocalError(err, logical || '/');
+  }
+  const key = (d: fs.Dirent) => (d.isDirectory() ? `${d.name}/` : d.name);
+  return dirents.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 function localPath(loc: Location): string {

@@ -1,12 +1,18 @@
 import type { Readable } from 'node:stream';
 import type { Location } from '../location';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
+import { checkScope, type BucketScope } from '../scope';
+import type { ListPage, ListResult, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
-/** One Storage for every Location: local paths to one backend, s3:// to the other. */
+/**
+ * One Storage for every Location: local paths to one backend, s3:// to the other. Every call is
+ * checked against the bucket scope (S3_BUCKETS) before a request leaves: the API and the executor
+ * both reach storage through here, so neither can touch a bucket outside it.
+ */
 export class StorageRouter implements Storage {
-  constructor(private readonly backends: { local: Storage; s3: Storage }) {}
+  constructor(private readonly backends: { local: Storage; s3: Storage; scope: BucketScope }) {}
 
   private pick(loc: Location): Storage {
+    checkScope(this.backends.scope, loc);
     return loc.kind === 's3' ? this.backends.s3 : this.backends.local;
   }
 
@@ -26,7 +32,7 @@ export class StorageRouter implements Storage {
     return this.pick(loc).write(loc, body, options);
   }
 
-  list(loc: Location): Promise<ListEntry[]> {
-    return this.pick(loc).list(loc);
+  list(loc: Location, page: ListPage): Promise<ListResult> {
+    return this.pick(loc).list(loc, page);
   }
 }

@@ -6,7 +6,8 @@ import type { Location } from '../location';
 import { cancelled, fileExists, type ReadPolicy, storageUnavailable } from './backoff';
 import { mapS3Error } from './s3-errors';
 import { probeObject, S3Object, type S3Key } from './s3-object';
-import type { ListEntry, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
+import { pageOf } from './listing';
+import type { ListEntry, ListPage, ListResult, ObjectInfo, ObjectReader, ReadOptions, Storage, WriteOptions } from './types';
 
 export interface S3StorageOptions {
   client: S3Client;
@@ -103,26 +104,34 @@ export class S3Storage implements Storage {
     }
   }
 
-  async list(loc: Location): Promise<ListEntry[]> {
+  /** ListObjectsV2 from StartAfter, as many requests as the page needs (S3 answers at most 1000 keys each). */
+  async list(loc: Location, page: ListPage): Promise<ListResult> {
     const k = objectKey(loc, true);
     const entries: ListEntry[] = [];
     let token: string | undefined;
     do {
-      let page: ListObjectsV2CommandOutput;
+      let out: ListObjectsV2CommandOutput;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: k.bucket, Prefix: k.key || undefined, ContinuationToken: token }),
+        out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: k.bucket,
+            Prefix: k.key || undefined,
+            StartAfter: token === undefined ? page.after : undefined,
+            ContinuationToken: token,
+            // One more than the page asks for: whether another page follows, without a request for it.
+            MaxKeys: Math.min(1000, page.limit + 1 - entries.length),
+          }),
         );
       } catch (err) {
         throw mapS3Error(err, `s3://${k.bucket}`, false) ?? storageUnavailable(k.where, 1, err);
       }
-      for (const o of page.Contents ?? []) {
+      for (const o of out.Contents ?? []) {
         if (o.Key === undefined) { continue; }
         entries.push({ path: o.Key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) });
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return entries;
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token && entries.length <= page.limit);
+    return pageOf(entries, page.limit);
   }
 }
 

@@ -16,6 +16,19 @@ export interface ListEntry {
   modified: Date;
 }
 
+/** One page of a listing: at most `limit` entries after the path `after`, in path order. */
+export interface ListPage {
+  limit: number;
+  /** The `path` of the last entry of the previous page. */
+  after?: string;
+}
+
+export interface ListResult {
+  entries: ListEntry[];
+  /** The `after` of the next page; absent on the last one. */
+  next?: string;
+}
+
 export interface RetryInfo {
   attempt: number;
   offset: number;
@@ -103,6 +116,6 @@ export interface Storage {
   download(loc: Location, signal?: AbortSignal): Promise<{ info: ObjectInfo; body: Readable }>;
   /** Streams body to loc; the file is readable once this resolves. */
   write(loc: Location, body: Readable, options?: WriteOptions): Promise<ObjectInfo>;
-  /** Files under a prefix (a folder for local paths), recursively. */
-  list(loc: Location): Promise<ListEntry[]>;
+  /** Files under a prefix (a folder for local paths), recursively, one page at a time in path order. */
+  list(loc: Location, page: ListPage): Promise<ListResult>;
 }

@@ -192,7 +192,7 @@ describe('numbers', () => {
     expect(result.columns[0]).toMatchObject({ sum: '0.3', value: 0.3 });
   });
 
-  it.each(['abc', '1,5', '1.2.3', '--1', '1e', 'e5', '.', '-', 'NaN', 'Infinity', '0x10', '1 2', '1e99999'])(
+  it.each(['abc', '1,5', '1.2.3', '--1', '1e', 'e5', '.', '-', 'NaN', 'Infinity', '0x10', '1 2'])(
     'refuses %j with NON_NUMERIC, row and column',
     (cell) => {
       const err = failure(`a,b\n1,2\n3,"${cell}"\n`, every);
@@ -287,5 +287,96 @@ describe('createSummer', () => {
   it('refuses invalid options', () => {
     expect(() => createSummer({ step: 0, offset: 0 })).toThrow(RangeError);
     expect(() => createSummer({ step: 1, offset: -1 })).toThrow(RangeError);
+  });
+});
+
+describe('limits and the edges of the contract', () => {
+  it('fails a header longer than the record limit with LINE_TOO_LONG, like a data row (issue 12)', () => {
+    const header = `a,${'h'.repeat(2000)},c\n1,x,2\n`;
+    for (const chunk of [0, 100, 1]) {
+      expect(failure(header, { step: 2, offset: 0, maxRecordBytes: 1000 }, chunk)).toMatchObject({ code: 'LINE_TOO_LONG', row: 1 });
+    }
+    expect(failure(`a,${'h'.repeat(2000)},c\n1,x,2\n`, { step: 2, offset: 0, maxRecordBytes: 1000 }).message).toBe(
+      'row 1: the record is longer than 1000 bytes; is a quote left open?',
+    );
+  });
+
+  it('fails a header of 64 MiB with HEADER_TOO_LARGE, refused at MAX_HEADER_BYTES before the rest is read', () => {
+    const s = createSummer({ step: 2, offset: 0 });
+    const chunk = Buffer.alloc(1 << 16, 'h');
+    let pushed = 0;
+    let err: unknown;
+    try {
+      s.push(Buffer.from('a,'));
+      for (; pushed < 64 << 20; pushed += chunk.length) { s.push(chunk); }
+      s.push(Buffer.from(',c\n1,x,2\n'));
+      s.finish();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'HEADER_TOO_LARGE', row: 1, message: 'row 1: the header is longer than 1 MiB, the most a header may take (MAX_HEADER_BYTES)' });
+    expect(pushed).toBeLessThanOrEqual(4 << 20);
+  });
+
+  it('fails a header over maxHeaderBytes with HEADER_TOO_LARGE whether it ends or not, and takes one at the limit', () => {
+    const header = `a,${'h'.repeat(100)},c\n1,x,2\n`;
+    for (const chunk of [0, 7]) {
+      expect(failure(header, { step: 2, offset: 0, maxHeaderBytes: 100 }, chunk)).toMatchObject({ code: 'HEADER_TOO_LARGE', row: 1 });
+      expect(failure(`a,${'h'.repeat(5000)}`, { step: 2, offset: 0, maxHeaderBytes: 100 }, chunk)).toMatchObject({ code: 'HEADER_TOO_LARGE' });
+      expect(sums(header, { step: 2, offset: 0, maxHeaderBytes: 106 }, chunk)).toEqual({ a: '1', c: '2' });
+    }
+    expect(failure('\n\n1,2,3\n', { ...every, header: false, maxHeaderBytes: 4 }).message).toBe(
+      'row 3: the first row is longer than 4 bytes, the most a header may take (MAX_HEADER_BYTES)',
+    );
+  });
+
+  it('fails a header that would sum more than maxColumns columns with TOO_MANY_COLUMNS, naming the limit', () => {
+    const header = `${Array.from({ length: 11 }, (_, i) => `c${i}`).join(',')}\n${Array(11).fill('1').join(',')}\n`;
+    expect(failure(header, { ...every, maxColumns: 10 })).toMatchObject({
+      code: 'TOO_MANY_COLUMNS',
+      row: 1,
+      message: 'row 1: the header has 11 fields, so step 1 from offset 0 would sum 11 columns; a job sums at most 10 (MAX_COLUMNS)',
+    });
+    expect(sum(header, { ...every, maxColumns: 11 }).columns).toHaveLength(11);
+    expect(sum(header, { step: 2, offset: 0, maxColumns: 6 }).columns).toHaveLength(6);
+    expect(failure(header, { step: 2, offset: 0, maxColumns: 5 })).toMatchObject({ code: 'TOO_MANY_COLUMNS' });
+    expect(failure(header, { ...every, header: false, maxColumns: 10 })).toMatchObject({ code: 'TOO_MANY_COLUMNS' });
+  });
+
+  it('refuses the default MAX_COLUMNS + 1 summed columns, and sums 100,000', () => {
+    const wide = (n: number) => `${Array(n).fill('c').join(',')}\n${Array(n).fill('1').join(',')}\n`;
+    expect(failure(wide(100_001), every)).toMatchObject({ code: 'TOO_MANY_COLUMNS' });
+    expect(sum(wide(100_000), every).columns).toHaveLength(100_000);
+  });
+
+  it('takes a number with 1,000 fraction digits exactly, and refuses 1,001 with NUMBER_OUT_OF_RANGE naming the limit', () => {
+    const ones = (n: number) => '1'.repeat(n);
+    expect(sums(`a\n0.${ones(1000)}\n1\n`, every)).toEqual({ a: `1.${ones(1000)}` });
+    const err = failure(`a\n0.${ones(1001)}\n1\n`, every);
+    expect(err).toMatchObject({ code: 'NUMBER_OUT_OF_RANGE', row: 2, column: 'a', permanent: true });
+    expect(err.message).toMatch(/^row 2, column a: "0\.1{58}…" has 1001 digits after the decimal point; decisum sums numbers with at most 1000$/);
+    expect(err.message).not.toMatch(/exponent/);
+    expect(failure('a\n1e99999\n', every)).toMatchObject({
+      code: 'NUMBER_OUT_OF_RANGE',
+      message: 'row 2, column a: "1e99999" has an exponent that adds 99999 zeros before the decimal point; decisum sums numbers with at most 1000',
+    });
+    expect(failure('a\n1e-1001\n', every).message).toBe(
+      'row 2, column a: "1e-1001" has 1001 digits after the decimal point once its exponent is applied; decisum sums numbers with at most 1000',
+    );
+  });
+
+  it('reads a one-column file whose quoted header holds the delimiter as one column, as pandas writes it', () => {
+    for (const chunk of [0, 1, 3]) {
+      expect(sum('"amount, EUR"\n1.5\n2\n', {}, chunk).columns).toEqual([{ name: 'amount, EUR', index: 0, sum: '3.5', value: 3.5, count: 2 }]);
+      expect(sums('"amount, EUR"\r\n\r\n"1.5"\r\n2\r\n', {}, chunk)).toEqual({ 'amount, EUR': '3.5' });
+      expect(sums('"amount, EUR"\n', {}, chunk)).toEqual({ 'amount, EUR': '0' });
+    }
+  });
+
+  it('still reads a quoted header as double-encoded when the data rows are too', () => {
+    for (const chunk of [0, 1, 5]) {
+      expect(sums('"a,b"\n"1,2"\n"3,4"\n', every, chunk)).toEqual({ a: '4', b: '6' });
+      expect(sums('"a;""b"""\n\n"1;2"\n', every, chunk)).toEqual({ a: '1', b: '2' });
+    }
   });
 });

@@ -85,6 +85,25 @@ describe('sumFile', () => {
     expect(err).toMatchObject({ code: 'EMPTY_FILE' });
   });
 
+  it('holds the header limits on one thread and across threads, before reading the data', async () => {
+    const wide = file('wide.csv', `${Array(101).fill('c').join(',')}\n${numbers(20_000)}`);
+    const long = file('long-header.csv', `a,${'h'.repeat(300_000)},c\n${numbers(20_000)}`);
+    for (const threads of [1, 2]) {
+      const progress: number[] = [];
+      const onProgress = (p: { bytesRead: number }) => progress.push(p.bytesRead);
+      await expect(sumFile(wide, { step: 1, offset: 0, threads, minParallelBytes: 0, maxColumns: 100, onProgress })).rejects.toMatchObject({
+        code: 'TOO_MANY_COLUMNS',
+        row: 1,
+      });
+      await expect(sumFile(long, { step: 2, offset: 0, threads, minParallelBytes: 0, maxHeaderBytes: 100_000, onProgress })).rejects.toMatchObject({
+        code: 'HEADER_TOO_LARGE',
+        row: 1,
+      });
+      expect(progress).toEqual([]);
+      expect(await sumFile(long, { step: 2, offset: 0, threads, minParallelBytes: 0 })).toEqual(inMemory(readFileSync(long), { step: 2, offset: 0 }));
+    }
+  });
+
   it('stops when cancelled', async () => {
     const p = file('cancel.csv', `a,b,c\n${numbers(50_000)}`);
     const controller = new AbortController();

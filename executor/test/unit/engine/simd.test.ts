@@ -1,4 +1,5 @@
 import { createSummer } from '../../../src/engine';
+import { Engine } from '../../../src/engine/engine';
 import { SimdRows, compileFastPath } from '../../../src/engine/simd';
 
 /*
@@ -141,5 +142,22 @@ describe('the engine with the WebAssembly fast path', () => {
     const want = rows.reduce((t, r) => t + BigInt(r.split(',')[0]), 0n);
     expect(run(true).columns[0].sum).toBe(want.toString());
     expect(run(true)).toEqual(run(false));
+  });
+
+  it('a pooled instance, given back by an engine that failed mid-chunk, sums the next file from zero', () => {
+    const rows = SimdRows.take();
+    const bad = new Engine({ step: 1, offset: 0, header: true, maxRecordBytes: 1 << 20, maxHeaderBytes: 1 << 20, maxColumns: 1000, simdRows: rows });
+    const plain = Array.from({ length: 40 }, (_, i) => `${i},${i * 2}`).join('\n');
+    expect(() => {
+      bad.push(Buffer.from(`a,b\n${plain}\nx,oops\n`));
+      bad.end();
+    }).toThrow(/not a number/);
+    SimdRows.give(rows);
+    expect(SimdRows.take()).toBe(rows);
+    const good = new Engine({ step: 1, offset: 0, header: true, maxRecordBytes: 1 << 20, maxHeaderBytes: 1 << 20, maxColumns: 1000, simdRows: rows });
+    good.push(Buffer.from('a,b\n1,2\n3,4\n'));
+    good.end();
+    expect(good.columns().map((c) => c.sum)).toEqual(['4', '6']);
+    SimdRows.give(rows);
   });
 });
