@@ -43,6 +43,7 @@ beforeAll(async () => {
       MAX_COLUMNS: String(MAX_COLUMNS),
       MAX_HEADER_BYTES: String(MAX_HEADER_BYTES),
       S3_ENDPOINT: proxy.url,
+      S3_BUCKETS: bucket,
       S3_REGION: c.region ?? 'us-east-1',
       AWS_ACCESS_KEY_ID: c.credentials!.accessKeyId,
       AWS_SECRET_ACCESS_KEY: c.credentials!.secretAccessKey,
