@@ -59,7 +59,7 @@ const untilHealth = (role: 'api' | 'executor', want: number) =>
   });
 
 test('a connected executor and API are healthy', async () => {
-  expect(await readiness()).toEqual({ status: 200, body: { status: 'ready', checks: { redis: true, rabbitmq: true, accepting: true } } });
+  expect(await readiness()).toEqual({ status: 200, body: { status: 'ready', checks: { redis: true, rabbitmq: true, accepting: true }, redisEpoch: expect.objectContaining({ changes: 0 }) as unknown } });
   expect(await healthcheck('executor')).toBe(0);
   expect(await healthcheck('api')).toBe(0);
 });
@@ -67,7 +67,7 @@ test('a connected executor and API are healthy', async () => {
 test('an executor cut off from RabbitMQ is unhealthy until it reconnects', async () => {
   await rabbit.stop('graceful');
   await untilHealth('executor', 1);
-  expect(await readiness()).toEqual({ status: 503, body: { status: 'unavailable', checks: { redis: true, rabbitmq: false, accepting: true } } });
+  expect(await readiness()).toEqual({ status: 503, body: { status: 'unavailable', checks: { redis: true, rabbitmq: false, accepting: true }, redisEpoch: expect.objectContaining({ changes: 0 }) as unknown } });
   // Alive all the while: liveness is not readiness.
   expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
   expect(executor.alive).toBe(true);
@@ -80,7 +80,7 @@ test('an executor cut off from RabbitMQ is unhealthy until it reconnects', async
 test('an executor and an API cut off from Redis are unhealthy until it is back', async () => {
   await redis.stop('crash');
   await untilHealth('executor', 1);
-  expect(await readiness()).toEqual({ status: 503, body: { status: 'unavailable', checks: { redis: false, rabbitmq: true, accepting: true } } });
+  expect(await readiness()).toEqual({ status: 503, body: { status: 'unavailable', checks: { redis: false, rabbitmq: true, accepting: true }, redisEpoch: expect.objectContaining({ changes: 0 }) as unknown } });
   await untilHealth('api', 1);
 
   await redis.start();
