@@ -61,6 +61,6 @@ test('a Redis that lost its data is noticed on reconnection: /readyz says it, th
   expect(after.status).toBe('ready');
   expect(after.redisEpoch.current).not.toBe(before.redisEpoch.current);
   expect(after.redisEpoch.lastChange).toMatchObject({ previous: before.redisEpoch.current, current: after.redisEpoch.current });
-  const metrics = (await api().get('/metrics').expect(200)).text;
+  const metrics = (await request(stack!.metricsUrl).get('/metrics').expect(200)).text;
   expect(metrics).toMatch(/^decisum_redis_epoch_changes_total 1$/m);
 });

@@ -522,7 +522,7 @@ export class JobStore {
         this.key('queued'),
         this.key('running'),
         this.key('seq'),
-        this.key('idem', copy.idempotencyKey ?? '-'),
+        this.idemKey(copy.owner ?? LOCAL_OWNER, copy.idempotencyKey),
         this.streams.events,
         epochKey(this.prefix),
       ],
