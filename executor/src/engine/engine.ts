@@ -1,7 +1,7 @@
 import { addCell, type CellError } from './cell';
 import { DoubleEncodedRows } from './double-encoded';
 import { CsvError, lineTooLong, type CsvErrorCode } from './errors';
-import { HeaderReader, type Layout } from './header';
+import { HeaderReader, type HeaderOptions, type Layout } from './header';
 import { PlainRows } from './plain';
 import { RecordParser } from './record';
 import { LITTLE_ENDIAN, SLACK, type Scan } from './scan';
@@ -23,16 +23,8 @@ import { ColumnSums, type ColumnResult, type PartialSums } from './sums';
  * being row 1; blank and all-empty records count as rows but are not summed.
  */
 
-export interface EngineConfig {
-  step: number;
-  offset: number;
-  delimiter?: number;
-  header: boolean;
-  maxRecordBytes: number;
-  /** A header longer than this fails with HEADER_TOO_LARGE. */
-  maxHeaderBytes: number;
-  /** A header that would sum more columns than this fails with TOO_MANY_COLUMNS. */
-  maxColumns: number;
+/** The header's options (what to sum, the limits) and how this engine reads. */
+export interface EngineConfig extends HeaderOptions {
   /** Start at a record boundary with this layout instead of reading a header. */
   layout?: Layout;
   /** Stream offset at which to stop: records starting at or after it are left alone. */
