@@ -81,6 +81,7 @@ withPrometheus('deploy/prometheus, checked by promtool', () => {
       'DecisumJobRunningPastLease',
       'DecisumNoExecutorReady',
       'DecisumQueueBacklogGrowing',
+      'DecisumRedisLostData',
     ]);
     for (const r of rules) {
       expect({ alert: r.alert, severity: ['warning', 'critical'].includes(r.labels.severity) }).toEqual({ alert: r.alert, severity: true });
