@@ -42,7 +42,7 @@ async function closeServer(server: Server, graceMs: number): Promise<void> {
 /** The API's /metrics, /healthz and /readyz on METRICS_PORT, apart from the public port; undefined when it is 0. */
 async function startMetrics(services: Pick<Services, 'registry'>, config: Config, host: string, logger: Logger): Promise<Server | undefined> {
   if (config.metricsPort === 0) { return undefined; }
-  const server = serveMetrics(services.registry, config.metricsPort, () => ({}), host);
+  const server = serveMetrics(services.registry, config.metricsPort, { host });
   server.on('error', (err) => logger.warn({ err, port: config.metricsPort }, 'api metrics server failed; metrics are off'));
   // A port in use turns metrics off (logged), not the API.
   await new Promise<void>((resolve) => {

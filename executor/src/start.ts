@@ -29,7 +29,7 @@ export async function startExecutor(
   const metrics = createExecutorMetrics(services.registry, checks);
   let metricsServer: http.Server | undefined;
   if (config.executor.metricsPort > 0) {
-    metricsServer = serveMetrics(services.registry, config.executor.metricsPort, checks, undefined, () => services.epoch.report());
+    metricsServer = serveMetrics(services.registry, config.executor.metricsPort, { checks, epoch: () => services.epoch.report() });
     metricsServer.on('error', (err) => logger.warn({ err }, 'executor metrics server failed; metrics are off'));
   }
   const { store, broker, storage, archive } = services;

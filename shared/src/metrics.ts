@@ -12,13 +12,24 @@ export function createRegistry(): Registry {
 /** What a process's readiness rests on, by name (redis, rabbitmq, …): true while that part works. */
 export type ReadinessChecks = () => Record<string, boolean>;
 
+export interface MetricsServerOptions {
+  /** What /readyz checks; ready when absent. */
+  checks?: ReadinessChecks;
+  /** The interface to listen on; every one when absent. */
+  host?: string;
+  /** What this process knows of the Redis epoch, shown on /readyz. */
+  epoch?: () => EpochReport;
+}
+
 export const isReady = (checks: Record<string, boolean>): boolean => Object.values(checks).every(Boolean);
 
 /**
  * A process's metrics port (the executor's EXECUTOR_METRICS_PORT, the API's METRICS_PORT), apart from any public one: /metrics for Prometheus, /healthz (the process answers) and
- * /readyz (every readiness check passes; 503 with the failing ones otherwise) for health checks.
+ * /readyz (every readiness check passes; 503 with the failing ones otherwise, and what the process
+ * knows of the Redis epoch either way) for health checks.
  */
-export function serveMetrics(registry: Registry, port: number, checks: ReadinessChecks = () => ({}), host?: string, epoch?: () => EpochReport): http.Server {
+export function serveMetrics(registry: Registry, port: number, options: MetricsServerOptions = {}): http.Server {
+  const { checks = () => ({}), host, epoch } = options;
   return http
     .createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0];

@@ -46,7 +46,7 @@ describe('executor metrics', () => {
   it('answers /healthz always and /readyz only while every check passes, naming the failing one', async () => {
     let state: Record<string, boolean> = { redis: true, rabbitmq: true, accepting: true };
     const m = createExecutorMetrics(createRegistry(), () => state);
-    const server = serveMetrics(m.registry, 0, () => state);
+    const server = serveMetrics(m.registry, 0, { checks: () => state });
     await once(server, 'listening');
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
