@@ -500,9 +500,7 @@ export class JobStore {
       ],
     )) as [number, string, string[]];
     // The script returns the record it wrote (or found): no second round trip to read it.
-    const fields = fieldsOf(record);
-    const found = toJob(fields);
-    const stored = found && { job: found, message: toMessage(fields) };
+    const stored = toCopy(fieldsOf(record));
     if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
     return { ...stored, created: created === 1 };
   }
@@ -596,9 +594,7 @@ export class JobStore {
 
   /** The job and its durable copy (what its queue message carries), read together; undefined when there is no record. */
   async copy(id: string): Promise<{ job: Job; message: JobMessage } | undefined> {
-    const h = await this.redis.hgetall(this.jobKey(id));
-    const job = toJob(h);
-    return job && { job, message: toMessage(h) };
+    return toCopy(await this.redis.hgetall(this.jobKey(id)));
   }
 
   async claim(id: string): Promise<ClaimOutcome> {
@@ -805,6 +801,12 @@ export class JobStore {
       cursor = next;
     } while (cursor !== '0');
   }
+}
+
+/** The job and its durable copy, from its hash; undefined when there is no record. */
+function toCopy(h: Record<string, string>): { job: Job; message: JobMessage } | undefined {
+  const job = toJob(h);
+  return job && { job, message: toMessage(h) };
 }
 
 /** The durable copy of a job, from its hash: what its queue message carries. */
