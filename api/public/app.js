@@ -197,10 +197,12 @@ async function upload(file) {
   let location = `${UPLOAD_FOLDER}/${name}`;
   const controller = new AbortController();
   state.uploading = controller;
+  $('upload').disabled = true; // one upload at a time; Stop ends this one
   $('submit').disabled = true;
   $('drop').classList.add('working');
   showProblem($('form-error'), undefined);
   setUploadStatus('', `Checking ${location}…`);
+  let written;
   try {
     // Asked before sending, so a large file is not sent only to be refused. The PUT still says
     // If-None-Match: *, so a file stored by someone else meanwhile is not replaced either.
@@ -218,11 +220,10 @@ async function upload(file) {
         if (choice === 'keep') { location = keepAs; }
       }
       try {
-        const written = await sendFile(location, file, choice !== 'replace', controller.signal);
+        written = await sendFile(location, file, choice !== 'replace', controller.signal);
         setUploadStatus('ok', `Uploaded ${written.location} (${bytes(written.size)}).`);
         $('location').value = written.location;
-        await loadFiles(written.location);
-        return;
+        break;
       } catch (err) {
         if (!(err instanceof ApiError) || err.code !== 'FILE_EXISTS') { throw err; }
         // Stored by someone else since the check: ask again, with what is there now.
@@ -237,8 +238,11 @@ async function upload(file) {
     $('uploading').hidden = true;
     $('submit').disabled = false;
     $('drop').classList.remove('working');
+    $('upload').disabled = false;
     $('upload').value = '';
   }
+  // Only after the upload has let go, so a file picked while the list reloads is not ignored.
+  if (written) { await loadFiles(written.location); }
 }
 
 /** One PUT, with the bar and the words under it kept up to date. */

@@ -177,6 +177,11 @@ describe('the web page at 1280×800, in headless Chromium', () => {
     expect(await page.locator('#conflict').isHidden()).toBe(true);
     expect(fs.readFileSync(stored, 'utf8')).toBe(first);
 
+    // The list of stored files reloads slowly after this upload: a file picked meanwhile is not ignored.
+    await page.route('**/api/v1/files/**', async (route) => {
+      if (route.request().method() === 'GET') { await new Promise((r) => setTimeout(r, 3_000)); }
+      await route.fallback();
+    });
     await page.setInputFiles('#upload', second);
     await page.click('#conflict-keep');
     await page.locator('#upload-status.ok', { hasText: 'uploads/prices-2.csv' }).waitFor();
@@ -188,6 +193,7 @@ describe('the web page at 1280×800, in headless Chromium', () => {
     await page.locator('#conflict-keep', { hasText: 'Keep both: save as prices-3.csv' }).waitFor();
     await page.click('#conflict-replace');
     await page.locator('#upload-status.ok', { hasText: 'Uploaded uploads/prices.csv' }).waitFor();
+    await page.unrouteAll({ behavior: 'wait' });
     expect(fs.readFileSync(stored, 'utf8')).toBe('price,qty\n2,2\n');
     expect(errors).toEqual([]);
   });
