@@ -5,10 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import amqp from 'amqplib';
 import type { Redis } from 'ioredis';
-import { JobStore, createLogger, createRedis, isFinal, topologyFor, type Job, type Topology } from '@decisum/shared';
-import { deleteTopology } from './amqp';
+import { JobStore, createLogger, createRedis, isFinal, loadConfig, topologyFor, type Job, type Topology } from '@decisum/shared';
+import { connectAny, deleteTopology } from './amqp';
 import { untilNotified, waitFor } from './wait';
 
 /**
@@ -203,7 +202,9 @@ export interface ApiProcess extends ServiceProcess {
 }
 
 export interface ClusterOptions {
+  /** REDIS_URL; with REDIS_SENTINELS in env, only its password and database count (the test's own client follows the sentinels too). */
   redisUrl: string;
+  /** AMQP_URL: one node, or several separated by commas. */
   amqpUrl: string;
   apis?: number;
   executors?: number;
@@ -251,7 +252,8 @@ export class Cluster {
     };
     const config = { prefix: this.prefix, ttlSeconds: 3600, leaseMs: Number(this.env.LEASE_MS) };
     this.topology = topologyFor(this.prefix, Number(this.env.MAX_ATTEMPTS));
-    this.redis = createRedis(options.redisUrl, createLogger('test', 'silent'));
+    const logger = createLogger('test', 'silent');
+    this.redis = this.env.REDIS_SENTINELS ? createRedis(loadConfig(this.env), logger) : createRedis(options.redisUrl, logger);
     this.store = new JobStore(this.redis, config);
   }
 
@@ -363,7 +365,7 @@ export class Cluster {
 
   /** Messages ready in a queue of this cluster (the work queue unless named). */
   async queueDepth(queue = this.topology.jobs): Promise<number> {
-    const conn = await amqp.connect(this.options.amqpUrl);
+    const conn = await connectAny(this.options.amqpUrl);
     try {
       const ch = await conn.createChannel();
       return (await ch.checkQueue(queue)).messageCount;
@@ -374,7 +376,7 @@ export class Cluster {
 
   /** Publishes raw bytes to the work queue, as a broken or hostile producer would. */
   async publishRaw(content: Buffer): Promise<void> {
-    const conn = await amqp.connect(this.options.amqpUrl);
+    const conn = await connectAny(this.options.amqpUrl);
     try {
       const ch = await conn.createConfirmChannel();
       ch.sendToQueue(this.topology.jobs, content, { persistent: true });
