@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Config, ResultsLocation } from './config';
@@ -40,13 +41,17 @@ export interface ResultsArchive {
   readonly where: string;
 }
 
+/** Writes one whole document under a name; a reader never sees part of it. */
+export type WriteDocument = (name: string, body: Buffer) => Promise<void>;
+
 export class StorageArchive implements ResultsArchive {
   constructor(
     private readonly storage: Storage,
     private readonly locate: (name: string) => Location,
     readonly where: string,
-    /** Called after each write: a local archive makes the rename itself durable. */
-    private readonly afterWrite: () => Promise<void> = () => Promise.resolve(),
+    /** How a document is written; one write through the storage (an S3 PUT) when absent. */
+    private readonly writeDocument: WriteDocument = (name, body) =>
+      storage.write(locate(name), Readable.from([body]), { contentLength: body.length }).then(() => undefined),
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -57,8 +62,7 @@ export class StorageArchive implements ResultsArchive {
     if (!SAFE_ID.test(job.id)) { throw new AppError('INTERNAL', `job id ${JSON.stringify(job.id)} cannot name an archive document`); }
     const document: ArchivedJob = { archivedAt: this.now().toISOString(), job };
     const body = Buffer.from(`${JSON.stringify(document)}\n`);
-    await this.storage.write(this.locate(`${job.id}.json`), Readable.from([body]), { contentLength: body.length });
-    await this.afterWrite();
+    await this.writeDocument(`${job.id}.json`, body);
   }
 
   async get(id: string): Promise<Job | undefined> {
@@ -121,8 +125,70 @@ export function createResultsArchive(
     );
   }
   const local = new LocalStorage({ dataDir: results.dir, reads: config.reads });
-  const folder = path.join(results.dir, config.prefix);
-  return new StorageArchive(local, (name) => ({ kind: 'local', path: `${config.prefix}/${name}` }), folder, () => fsyncDir(folder));
+  const folder = new DurableFolder(path.join(results.dir, config.prefix));
+  return new StorageArchive(local, (name) => ({ kind: 'local', path: `${config.prefix}/${name}` }), folder.dir, (name, body) =>
+    folder.write(name, body),
+  );
+}
+
+/**
+ * Documents in one folder, each durable when write resolves: a temp file written and fsynced,
+ * renamed into place, then the folder fsynced so the rename survives a power cut. Five file calls
+ * a document and a share of one folder sync: renames made while a sync runs wait for the next one,
+ * which covers them all (a group commit), instead of a sync each.
+ */
+export class DurableFolder {
+  private made?: Promise<void>;
+  private syncing?: Promise<void>;
+  private next?: Promise<void>;
+
+  constructor(readonly dir: string) {}
+
+  async write(name: string, body: Buffer): Promise<void> {
+    this.made ??= fs.promises.mkdir(this.dir, { recursive: true }).then(
+      () => undefined,
+      (err: unknown) => {
+        this.made = undefined; // tried again on the next write
+        throw err;
+      },
+    );
+    await this.made;
+    const temp = path.join(this.dir, `.decisum-${randomUUID()}.tmp`);
+    try {
+      const handle = await fs.promises.open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(body);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(temp, path.join(this.dir, name));
+    } catch (err) {
+      await fs.promises.unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    await this.synced();
+  }
+
+  /** Resolves once a sync of the folder that began after this call has ended. */
+  private synced(): Promise<void> {
+    if (!this.syncing) { return this.sync(); }
+    this.next ??= this.syncing
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.sync();
+      });
+    return this.next;
+  }
+
+  private sync(): Promise<void> {
+    const run = fsyncDir(this.dir).finally(() => {
+      if (this.syncing === run) { this.syncing = undefined; }
+    });
+    this.syncing = run;
+    return run;
+  }
 }
 
 /** The rename that put a document in place survives a power cut only once its folder is synced. */

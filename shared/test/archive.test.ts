@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createResultsArchive, type ResultsArchive } from '../src/archive';
+import { createResultsArchive, DurableFolder, type ResultsArchive } from '../src/archive';
 import type { ResultsLocation } from '../src/config';
 import { AppError } from '../src/errors';
 import type { Job } from '../src/job';
@@ -187,4 +187,30 @@ test('a local archive outside DATA_DIR: its folder is made on the first write', 
   expect(await archive.get(job.id)).toBeUndefined();
   await archive.put(job);
   expect(fs.readdirSync(path.join(dir, 'p'))).toEqual([`${job.id}.json`]);
+});
+
+describe('DurableFolder (the local archive\'s writer)', () => {
+  function folder(): { dir: string; writer: DurableFolder } {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-durable-'));
+    dirs.push(root);
+    const dir = path.join(root, 'results');
+    return { dir, writer: new DurableFolder(dir) };
+  }
+
+  it('writes many documents at once, each whole, with no temp file left', async () => {
+    const { dir, writer } = folder();
+    const names = Array.from({ length: 200 }, (_, i) => `doc-${i}.json`);
+    await Promise.all(names.map((n, i) => writer.write(n, Buffer.from(`{"n":${i}}\n`))));
+    expect(fs.readdirSync(dir).sort()).toEqual([...names].sort());
+    names.forEach((n, i) => expect(fs.readFileSync(path.join(dir, n), 'utf8')).toBe(`{"n":${i}}\n`));
+  });
+
+  it('says why it could not make its folder, and makes it on the next write', async () => {
+    const { dir, writer } = folder();
+    fs.writeFileSync(dir, 'a file where the folder should be');
+    await expect(writer.write('a.json', Buffer.from('{}'))).rejects.toMatchObject({ code: 'EEXIST' });
+    fs.rmSync(dir);
+    await writer.write('a.json', Buffer.from('{"ok":true}'));
+    expect(fs.readdirSync(dir)).toEqual(['a.json']);
+  });
 });
