@@ -430,6 +430,14 @@ export class JobStore {
     const argv = [...keys, ...args.map(String)];
     // By its SHA-1 (40 bytes, not the script's text); a server that does not hold the script yet
     // (a new one, or a failover) answers NOSCRIPT without running anything, and then gets the text.
+    const wait = this.options.wait;
+    if (wait === undefined || wait.replicas === 0) {
+      // Alone, so the client's auto-pipelining sends it in one write with other jobs' commands.
+      return this.redis.evalsha(shaOf(script.lua), keys.length, ...argv).catch((err: unknown) => {
+        if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) { throw err; }
+        return this.redis.eval(script.lua, keys.length, ...argv);
+      });
+    }
     let [[err, reply]] = await this.confirmed(this.redis.pipeline().evalsha(shaOf(script.lua), keys.length, ...argv), name);
     if (err && err.message.startsWith('NOSCRIPT')) {
       [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...argv), name);
@@ -625,12 +633,20 @@ export class JobStore {
   /** Renews many leases in one round trip; the states come back in the same order. */
   async renew(renewals: Renewal[]): Promise<RenewalState[]> {
     const until = this.now() + this.options.leaseMs;
-    const pipeline = this.redis.pipeline();
-    for (const { id, attempt, progress } of renewals) {
-      const keys = [this.jobKey(id), this.key('running'), this.streams.progress];
-      pipeline.eval(SCRIPTS.heartbeat.lua, keys.length, ...keys, id, attempt, until, progress ? JSON.stringify(progress) : '');
-    }
-    const replies = await this.confirmed(pipeline, 'lease renewal');
+    const lua = SCRIPTS.heartbeat.lua;
+    const send = (byText: boolean) => {
+      const pipeline = this.redis.pipeline();
+      for (const { id, attempt, progress } of renewals) {
+        const keys = [this.jobKey(id), this.key('running'), this.streams.progress];
+        const argv = [...keys, id, attempt, until, progress ? JSON.stringify(progress) : ''];
+        if (byText) { pipeline.eval(lua, keys.length, ...argv); }
+        else { pipeline.evalsha(shaOf(lua), keys.length, ...argv); }
+      }
+      return this.confirmed(pipeline, 'lease renewal');
+    };
+    let replies = await send(false);
+    // A server without the script ran none of those: send them all again by text (renewing twice is one renewal).
+    if (replies.some(([err]) => err?.message.startsWith('NOSCRIPT'))) { replies = await send(true); }
     return replies.map(([err, state]) => {
       if (err) { throw err; }
       return state as RenewalState;

@@ -23,6 +23,8 @@ export function createRedis(target: string | RedisTarget, logger: Logger, option
     maxRetriesPerRequest: options.failFast ? 1 : null,
     enableOfflineQueue: !options.failFast,
     connectTimeout: 5000,
+    // Commands issued in one tick go out in one write: many jobs at once share the system calls.
+    enableAutoPipelining: true,
     retryStrategy: (times) => retryDelay(times, { baseMs: 100, maxMs: 5000 }),
     // A demoted master refuses writes: reconnect (through the sentinels) and fail this command, which callers retry.
     reconnectOnError: (err) => /^(READONLY|MASTERDOWN)\b/.test(err.message),
