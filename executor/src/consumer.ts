@@ -52,7 +52,7 @@ export class QueueConsumer {
     };
     const tags = [await consume(jobs, (d) => this.handlers.job(d)), await consume(dead, (d) => this.handlers.dead(d))];
     this.current = { channel, tags };
-    this.logger.info({ queue: jobs, concurrency: this.prefetch }, 'consuming jobs');
+    this.logger.info({ queue: jobs, prefetch: this.prefetch }, 'consuming jobs');
   }
 
   /** Takes no more messages, on this connection or the next; the ones held can still be settled. */

@@ -18,9 +18,13 @@ import { LeaseManager, type Lease, type StopReason } from './lease';
 import type { ExecutorMetrics } from './metrics';
 import { OutcomeHandler, classify, type Disposition } from './outcome';
 import { JobRestorer } from './restore';
+import { Slots } from './slots';
 
 export interface ExecutorOptions {
+  /** Jobs claimed and summed at once. */
   concurrency: number;
+  /** Messages held at once (the channel's prefetch), at least concurrency: the rest wait, unclaimed, for a slot. */
+  prefetch: number;
   threads: number;
   heartbeatMs: number;
   /** Base delay before a transiently failed job goes back to the queue. */
@@ -34,6 +38,7 @@ export interface ExecutorOptions {
 export function executorOptions(config: Config): ExecutorOptions {
   return {
     concurrency: config.executor.concurrency,
+    prefetch: config.executor.prefetch,
     threads: config.executor.threads,
     heartbeatMs: config.jobs.heartbeatMs,
     retryBackoffMs: config.executor.retryBackoffMs,
@@ -63,6 +68,7 @@ export class Executor {
   private readonly leases: LeaseManager;
   private readonly outcomes: OutcomeHandler;
   private readonly consumer: QueueConsumer;
+  private readonly summing: Slots;
 
   constructor(
     private readonly deps: ExecutorDeps,
@@ -76,7 +82,8 @@ export class Executor {
       { store, leases: this.leases, archiver, logger, metrics, stopping: this.stopping.signal },
       { retryBackoffMs: options.retryBackoffMs },
     );
-    this.consumer = new QueueConsumer(deps.broker, options.concurrency, { job: (d) => this.onJob(d), dead: (d) => this.onDead(d) }, logger);
+    this.summing = new Slots(options.concurrency);
+    this.consumer = new QueueConsumer(deps.broker, options.prefetch, { job: (d) => this.onJob(d), dead: (d) => this.onDead(d) }, logger);
   }
 
   async start(): Promise<void> {
@@ -105,13 +112,26 @@ export class Executor {
     this.running.delete(done);
   }
 
-  /** One delivery of a job: claim it, sum the file, record what came of it. */
+  /**
+   * One delivery of a job: wait for a slot, claim it, sum the file, give the slot to the next job,
+   * then record what came of it (the Redis write, the archive and the ack overlap the next sums).
+   */
   private async run(job: JobMessage, stop: AbortSignal, log: Logger): Promise<Disposition> {
-    const lease = await this.leases.claim(job, stop, log);
-    if (typeof lease === 'string') { return lease; }
-    log.info({ attempt: lease.attempt, file: job.file }, 'job started');
-    const started = Date.now();
-    const computed = await this.compute(job, lease, log);
+    // Not claimed while it waits: the job stays queued, and a shutdown hands it back at once.
+    if (!(await this.summing.take(stop))) { return 'requeue'; }
+    let lease: Lease;
+    let computed: Awaited<ReturnType<Executor['compute']>>;
+    let started: number;
+    try {
+      const claimed = await this.leases.claim(job, stop, log);
+      if (typeof claimed === 'string') { return claimed; }
+      lease = claimed;
+      log.info({ attempt: lease.attempt, file: job.file }, 'job started');
+      started = Date.now();
+      computed = await this.compute(job, lease, log);
+    } finally {
+      this.summing.release();
+    }
     return this.outcomes.settle(lease, classify(computed, lease.signal), (Date.now() - started) / 1000);
   }
 
@@ -150,6 +170,7 @@ export class Executor {
   /** Stops taking jobs, lets running ones finish for graceMs, then hands the rest back. */
   async stop(graceMs: number): Promise<void> {
     await this.consumer.stop();
+    this.summing.close(); // jobs still waiting for a slot go back to the queue now
     const pending = [...this.running.keys()];
     this.deps.logger.info({ running: pending.length, graceMs }, 'stopping: no new jobs; waiting for running ones');
     const timer = setTimeout(() => {

@@ -38,7 +38,7 @@ export async function startExecutor(
   const callbacks = new CallbackDispatcher({ store, logger }, callbackOptions(config));
   await executor.start();
   callbacks.start();
-  logger.info({ concurrency: config.executor.concurrency, threads: config.executor.threads, prefix: config.prefix }, 'executor ready');
+  logger.info({ concurrency: config.executor.concurrency, prefetch: config.executor.prefetch, threads: config.executor.threads, prefix: config.prefix }, 'executor ready');
   return {
     executor,
     callbacks,

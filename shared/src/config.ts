@@ -23,6 +23,14 @@ const isUrl = (v: string, protocols: string[]) => {
 };
 const url = (protocols: string[]) => z.string().refine((v) => isUrl(v, protocols), `must be a ${protocols.join(' or ')}// URL`);
 /** One URL, or several separated by commas (the nodes of a cluster). */
+/**
+ * Messages an executor holds per job it sums at once, unless EXECUTOR_PREFETCH says otherwise: a
+ * small job's claim, Redis writes and ack then overlap other jobs' sums (Celery's default multiplier
+ * is 4 too). Jobs of large files each hold their executor for seconds: set EXECUTOR_PREFETCH to
+ * EXECUTOR_CONCURRENCY there, so a backlog spreads over every executor.
+ */
+const PREFETCH_PER_SLOT = 4;
+
 const urls = (protocols: string[]) =>
   z
     .string()
@@ -118,6 +126,7 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be letters, digits, . _ - (at most 64)')
     .default('decisum'),
   EXECUTOR_CONCURRENCY: int(1, 256).default(2),
+  EXECUTOR_PREFETCH: int(1, 1024).optional(),
   EXECUTOR_THREADS: int(1, 64).default(2),
   MAX_ATTEMPTS: int(1, 100).default(5),
   LEASE_MS: int(1000).default(15_000),
@@ -218,7 +227,10 @@ export interface Config {
   s3Reads: { partBytes: number; concurrency: number };
   prefix: string;
   executor: {
+    /** Jobs one executor claims and sums at once. */
     concurrency: number;
+    /** Messages it holds at once (≥ concurrency); those beyond concurrency wait unclaimed for a slot. */
+    prefetch: number;
     threads: number;
     /** 0 turns the executor's /metrics server off. */
     metricsPort: number;
@@ -276,6 +288,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.REDIS_SENTINELS === undefined) !== (e.REDIS_SENTINEL_NAME === undefined)) {
     throw new ConfigError('invalid configuration: REDIS_SENTINELS and REDIS_SENTINEL_NAME must be set together');
   }
+  if (e.EXECUTOR_PREFETCH !== undefined && e.EXECUTOR_PREFETCH < e.EXECUTOR_CONCURRENCY) {
+    throw new ConfigError(
+      `invalid configuration: EXECUTOR_PREFETCH (${e.EXECUTOR_PREFETCH}) must be at least EXECUTOR_CONCURRENCY (${e.EXECUTOR_CONCURRENCY})`,
+    );
+  }
   const dataDir = path.resolve(e.DATA_DIR);
   if (e.CALLBACK_HOSTS !== undefined && e.CALLBACK_SECRET === undefined) {
     throw new ConfigError('invalid configuration: CALLBACK_SECRET must be set when CALLBACK_HOSTS is (every callback is signed with it)');
@@ -318,6 +335,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     prefix: e.DECISUM_PREFIX,
     executor: {
       concurrency: e.EXECUTOR_CONCURRENCY,
+      prefetch: e.EXECUTOR_PREFETCH ?? PREFETCH_PER_SLOT * e.EXECUTOR_CONCURRENCY,
       threads: e.EXECUTOR_THREADS,
       metricsPort: e.EXECUTOR_METRICS_PORT,
       retryBackoffMs: e.RETRY_BACKOFF_MS,

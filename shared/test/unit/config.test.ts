@@ -72,3 +72,18 @@ describe('Redis Sentinel and results archive configuration', () => {
     expect(() => loadConfig({ RESULTS_LOCATION: value })).toThrow(message);
   });
 });
+
+describe('loadConfig: EXECUTOR_CONCURRENCY and EXECUTOR_PREFETCH', () => {
+  it('holds four messages per job summed at once unless told otherwise', () => {
+    expect(loadConfig({}).executor).toMatchObject({ concurrency: 2, prefetch: 8 });
+    expect(loadConfig({ EXECUTOR_CONCURRENCY: '3' }).executor).toMatchObject({ concurrency: 3, prefetch: 12 });
+    expect(loadConfig({ EXECUTOR_CONCURRENCY: '3', EXECUTOR_PREFETCH: '3' }).executor).toMatchObject({ concurrency: 3, prefetch: 3 });
+  });
+
+  it('refuses a prefetch below the concurrency, naming both', () => {
+    expect(() => loadConfig({ EXECUTOR_CONCURRENCY: '4', EXECUTOR_PREFETCH: '2' })).toThrow(
+      'invalid configuration: EXECUTOR_PREFETCH (2) must be at least EXECUTOR_CONCURRENCY (4)',
+    );
+    expect(() => loadConfig({ EXECUTOR_PREFETCH: '0' })).toThrow(/EXECUTOR_PREFETCH/);
+  });
+});
