@@ -10,8 +10,8 @@
  *   npm run bench:service -- --only decisum --executor-concurrency 8
  *   npm run bench:service -- --profile /tmp/prof             --cpu-prof on every server process
  *
- * Options: --jobs 5000, --clients 50, --apis 1, --executors 1, --executor-concurrency (product
- * default), --only decisum|bullmq, --idle-jobs 200, --poll-ms N (idle jobs polled every N ms instead
+ * Options: --jobs 5000, --clients 50, --apis 1, --executors 1, --executor-concurrency and
+ * --executor-prefetch (product defaults), --only decisum|bullmq, --idle-jobs 200, --poll-ms N (idle jobs polled every N ms instead
  * of a `?wait=` long poll), --profile DIR, --json FILE,
  * --node-args "FLAGS" (more node flags for every server process, e.g. "--trace-gc"; kept logs need --profile).
  * --steps [--step-runs 500] measures each step of a job alone instead (bench/service/steps.ts).
@@ -33,6 +33,7 @@ interface Options {
   apis: number;
   executors: number;
   executorConcurrency?: number;
+  executorPrefetch?: number;
   only?: 'decisum' | 'bullmq';
   idleJobs: number;
   /** Poll idle jobs every pollMs; absent: one `GET …?wait=` long poll. */
@@ -64,6 +65,7 @@ function options(argv: string[]): Options {
     apis: num('--apis', 1, 1),
     executors: num('--executors', 1, 1),
     executorConcurrency: value('--executor-concurrency') === undefined ? undefined : num('--executor-concurrency', 0, 1),
+    executorPrefetch: value('--executor-prefetch') === undefined ? undefined : num('--executor-prefetch', 0, 1),
     only,
     idleJobs: num('--idle-jobs', 200, 1),
     pollMs: value('--poll-ms') === undefined ? undefined : num('--poll-ms', 1, 0),

@@ -26,6 +26,8 @@ export interface SystemOptions {
   executors: number;
   /** EXECUTOR_CONCURRENCY; the product's default when absent. */
   executorConcurrency?: number;
+  /** EXECUTOR_PREFETCH; the product's default when absent. */
+  executorPrefetch?: number;
   /** Where `--cpu-prof` writes each process's profile (and where logs are kept); none when absent. */
   profileDir?: string;
   /** More node flags for every server process (e.g. --trace-gc); their output goes to the log. */
@@ -136,6 +138,7 @@ export async function startDecisum(servers: Servers, o: SystemOptions, register:
     PORT: '0',
     EXECUTOR_METRICS_PORT: '0',
     ...(o.executorConcurrency === undefined ? {} : { EXECUTOR_CONCURRENCY: String(o.executorConcurrency) }),
+    ...(o.executorPrefetch === undefined ? {} : { EXECUTOR_PREFETCH: String(o.executorPrefetch) }),
   };
   const start = (kind: 'api' | 'executor', name: string) =>
     NodeProcess.start({
@@ -155,11 +158,12 @@ export async function startDecisum(servers: Servers, o: SystemOptions, register:
   await Promise.all(Array.from({ length: o.executors }, (_, i) => start('executor', `executor${i + 1}`)));
 
   const concurrency = o.executorConcurrency === undefined ? 'default' : String(o.executorConcurrency);
+  const prefetch = o.executorPrefetch === undefined ? 'default' : String(o.executorPrefetch);
   return {
     name: 'decisum',
     urls: apis.map((p) => `http://127.0.0.1:${p.ready.port as number}`),
     processes,
-    setup: `${o.apis} API, ${o.executors} executor (EXECUTOR_CONCURRENCY ${concurrency})`,
+    setup: `${o.apis} API, ${o.executors} executor (EXECUTOR_CONCURRENCY ${concurrency}, EXECUTOR_PREFETCH ${prefetch})`,
     cleanup,
     async verify(ids) {
       const pipeline = redis.pipeline();
