@@ -22,7 +22,6 @@ const isUrl = (v: string, protocols: string[]) => {
   }
 };
 const url = (protocols: string[]) => z.string().refine((v) => isUrl(v, protocols), `must be a ${protocols.join(' or ')}// URL`);
-/** One URL, or several separated by commas (the nodes of a cluster). */
 /**
  * Messages an executor holds per job it sums at once, unless EXECUTOR_PREFETCH says otherwise: a
  * small job's claim, Redis writes and ack then overlap other jobs' sums (Celery's default multiplier
@@ -31,6 +30,7 @@ const url = (protocols: string[]) => z.string().refine((v) => isUrl(v, protocols
  */
 const PREFETCH_PER_SLOT = 4;
 
+/** One URL, or several separated by commas (the nodes of a cluster). */
 const urls = (protocols: string[]) =>
   z
     .string()
