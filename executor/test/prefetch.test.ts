@@ -59,8 +59,8 @@ describe('an executor holding more jobs than it sums at once', () => {
     await waitFor(async () => ((await stack.queueDepth()) === 2 ? true : undefined), { timeoutMs: 2_000, what: 'the two waiting jobs back in the queue' });
     expect((await stack.store.counts()).queued).toBe(2);
     await stopped;
-    const another = await stack.addExecutor();
-    expect(another).not.toBe(stack.executors[0]);
+    // The running job finished within the grace; another executor runs the two handed back.
+    await stack.addExecutor();
     for (const id of ids) { expect((await stack.waitForJob(id, 30_000)).status).toBe('succeeded'); }
   });
 });
