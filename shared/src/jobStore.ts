@@ -257,6 +257,11 @@ type ScriptName = keyof typeof SCRIPTS;
 const shas = new Map<string, string>();
 
 /** The SHA-1 Redis knows a script by. */
+/** The server does not hold the script (a new server, or a failover): it ran nothing. */
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
+}
+
 function shaOf(lua: string): string {
   let sha = shas.get(lua);
   if (sha === undefined) {
@@ -431,19 +436,22 @@ export class JobStore {
     // By its SHA-1 (40 bytes, not the script's text); a server that does not hold the script yet
     // (a new one, or a failover) answers NOSCRIPT without running anything, and then gets the text.
     const wait = this.options.wait;
-    if (wait === undefined || wait.replicas === 0) {
-      // Alone, so the client's auto-pipelining sends it in one write with other jobs' commands.
-      return this.redis.evalsha(shaOf(script.lua), keys.length, ...argv).catch((err: unknown) => {
-        if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) { throw err; }
-        return this.redis.eval(script.lua, keys.length, ...argv);
-      });
-    }
-    let [[err, reply]] = await this.confirmed(this.redis.pipeline().evalsha(shaOf(script.lua), keys.length, ...argv), name);
-    if (err && err.message.startsWith('NOSCRIPT')) {
-      [[err, reply]] = await this.confirmed(this.redis.pipeline().eval(script.lua, keys.length, ...argv), name);
-    }
-    if (err) { throw err; }
-    return reply;
+    const send = async (byText: boolean): Promise<unknown> => {
+      if (wait === undefined || wait.replicas === 0) {
+        // Alone, so the client's auto-pipelining sends it in one write with other jobs' commands.
+        return byText ? this.redis.eval(script.lua, keys.length, ...argv) : this.redis.evalsha(shaOf(script.lua), keys.length, ...argv);
+      }
+      const pipeline = this.redis.pipeline();
+      if (byText) { pipeline.eval(script.lua, keys.length, ...argv); }
+      else { pipeline.evalsha(shaOf(script.lua), keys.length, ...argv); }
+      const [[err, reply]] = await this.confirmed(pipeline, name);
+      if (err) { throw err; }
+      return reply;
+    };
+    return send(false).catch((err: unknown) => {
+      if (!isNoScript(err)) { throw err; }
+      return send(true);
+    });
   }
 
   /**
@@ -646,7 +654,7 @@ export class JobStore {
     };
     let replies = await send(false);
     // A server without the script ran none of those: send them all again by text (renewing twice is one renewal).
-    if (replies.some(([err]) => err?.message.startsWith('NOSCRIPT'))) { replies = await send(true); }
+    if (replies.some(([err]) => isNoScript(err))) { replies = await send(true); }
     return replies.map(([err, state]) => {
       if (err) { throw err; }
       return state as RenewalState;

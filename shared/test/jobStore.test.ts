@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { JobStore } from '../src/jobStore';
 import { serviceUrls } from '../../test/support/services';
+import { startRedisServer } from '../../test/support/servers';
 
 const options = { step: 10, offset: 0 };
 const result = { rows: 1, columns: [{ name: 'a', index: 0, sum: '1', value: 1, count: 1 }] };
@@ -181,4 +182,28 @@ describe('JobStore against the real Redis', () => {
     expect(await store.callbackAttempted(cancelled.id, { outcome: 'failed', error: 'redirect (302) not followed' })).toBe(1);
     expect((await store.get(cancelled.id))?.callback).toMatchObject({ status: 'failed', lastError: 'redirect (302) not followed' });
   });
+});
+
+test('a Redis that holds none of the scripts (new, flushed, failed over) runs each change once, by its text', async () => {
+  const server = await startRedisServer();
+  const redis = new Redis(server.url);
+  try {
+    const store = new JobStore(redis, { prefix: `test-noscript-${randomUUID().slice(0, 8)}`, ttlSeconds: 60, leaseMs: 60_000 });
+    for (let round = 0; round < 2; round++) {
+      await redis.script('FLUSH');
+      const { job, created } = await store.create({ file: 'a.csv', options });
+      expect(created).toBe(true);
+      expect(await store.counts()).toEqual({ active: 1, queued: 1, running: 0 });
+      await redis.script('FLUSH');
+      expect(await store.claim(job.id)).toEqual({ kind: 'claimed', attempt: 1 });
+      await redis.script('FLUSH');
+      expect(await store.renew([{ id: job.id, attempt: 1 }])).toEqual(['ok']);
+      expect(await store.finish(job.id, 1, { result })).toBe(true);
+      expect(await store.counts()).toEqual({ active: 0, queued: 0, running: 0 });
+    }
+    await store.destroy();
+  } finally {
+    redis.disconnect();
+    await server.destroy();
+  }
 });
