@@ -8,7 +8,7 @@ import { AppError } from './errors';
 import { JobSchema, type Job } from './job';
 import { isFinal } from './status';
 import type { Location } from './location';
-import { LocalStorage } from './storage/local';
+import { LocalStorage, TEMP_MARK } from './storage/local';
 import type { Storage } from './storage/types';
 
 /**
@@ -153,7 +153,8 @@ export class DurableFolder {
       },
     );
     await this.made;
-    const temp = path.join(this.dir, `.decisum-${randomUUID()}.tmp`);
+    // Named as an upload's temp file is, so a listing of a folder under DATA_DIR never shows it.
+    const temp = path.join(this.dir, `${TEMP_MARK}${randomUUID()}`);
     try {
       const handle = await fs.promises.open(temp, 'wx', 0o644);
       try {

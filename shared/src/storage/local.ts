@@ -20,8 +20,8 @@ export interface LocalStorageOptions {
   fs?: LocalFs;
 }
 
-/** Upload temp files start with this; listings hide them. */
-const TEMP_MARK = '.decisum-upload-';
+/** Temp files (an upload being written, an archive document before its rename) start with this; listings hide them. */
+export const TEMP_MARK = '.decisum-upload-';
 
 export class LocalStorage implements Storage {
   private readonly dataDir: string;
