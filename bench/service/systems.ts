@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { createLogger, createRedis, topologyFor } from '@decisum/shared';
-import { deleteTopology } from '../../test/support/amqp';
+import { connectAny, deleteTopology } from '../../test/support/amqp';
 import { SAMPLE, SAMPLE_ROWS, SAMPLE_SUMS } from '../../test/support/sample';
+import { floorQueue } from './floor';
 import { NodeProcess } from './procs';
 
 /**
- * The two systems the service benchmark drives: decisum as its real API and executor processes,
- * and the BullMQ anchor (bench/service/anchor.ts) in one process. Each runs under its own random
+ * The systems the service benchmark drives: decisum as its real API and executor processes, the
+ * BullMQ anchor (bench/service/anchor.ts) in one process, and the floor (bench/service/floor.ts). Each runs under its own random
  * prefix on the shared Redis (and RabbitMQ), with its own DATA_DIR holding the reference sample.
  */
 
@@ -213,6 +214,58 @@ export async function startAnchor(servers: Servers, o: SystemOptions, register: 
       rows.forEach(([finishedOn, returnvalue, failedReason], i) => {
         if (!finishedOn || failedReason) { problems.push(`${ids[i]}: not completed ${failedReason ?? ''}`); }
         else if (returnvalue !== String(lines)) { problems.push(`${ids[i]}: counted ${returnvalue} lines, not ${lines}`); }
+      });
+      return problems;
+    },
+  };
+}
+
+/**
+ * The floor (bench/service/floor.ts): DESIGN.md's job path with none of decisum's code, as two
+ * processes like decisum's defaults. What it reaches bounds what any implementation can.
+ */
+export async function startFloor(servers: Servers, o: SystemOptions, register: (cleanup: () => Promise<void>) => void): Promise<System> {
+  const prefix = `svcbench-floor-${randomUUID().slice(0, 8)}`;
+  const { dir, logDir, processes, redis, cleanup } = workspace(servers, prefix, o, register, async () => {
+    const conn = await connectAny(servers.amqpUrl);
+    try {
+      const ch = await conn.createChannel();
+      await ch.deleteQueue(floorQueue(prefix));
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+  });
+  const env = { NODE_ENV: 'production', REDIS_URL: servers.redisUrl, AMQP_URL: servers.amqpUrl, FLOOR_PREFIX: prefix, DATA_DIR: dir, PORT: '0' };
+  const start = (role: 'api' | 'worker') =>
+    NodeProcess.start({
+      name: role,
+      script: path.join(__dirname, 'floor.ts'),
+      execArgv: [...profileArgs(o.profileDir, `floor-${role}`), ...(o.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only'],
+      env: { ...env, FLOOR_ROLE: role },
+      cwd: ROOT,
+      logFile: path.join(logDir, `floor-${role}.log`),
+      readyMsg: role === 'api' ? 'floor listening' : 'floor worker ready',
+    }).then((p) => {
+      processes.push(p);
+      return p;
+    });
+  const api = await start('api');
+  await start('worker');
+  const lines = fs.readFileSync(SAMPLE).reduce((n, b) => n + (b === 10 ? 1 : 0), 0);
+  return {
+    name: 'floor',
+    urls: [`http://127.0.0.1:${api.ready.port as number}`],
+    processes,
+    setup: 'the contract\'s bare job path, no decisum code: node:http API (1 Redis script, confirmed publish to a quorum queue) + worker (prefetch 32: claim script, read the file and count lines, finish script, ack)',
+    cleanup,
+    async verify(ids) {
+      const pipeline = redis.pipeline();
+      for (const id of ids) { pipeline.hmget(`${prefix}:job:${id}`, 'status', 'result'); }
+      const rows = ((await pipeline.exec()) ?? []).map(([, r]) => r as (string | null)[]);
+      const problems: string[] = [];
+      rows.forEach(([status, result], i) => {
+        if (status !== 'succeeded' || result !== String(lines)) { problems.push(`${ids[i]}: ${status} ${result}`); }
       });
       return problems;
     },
