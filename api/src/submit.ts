@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   AppError,
   LOCAL_OWNER,
@@ -27,12 +26,9 @@ export interface SubmitDeps {
   metrics?: Pick<Metrics, 'jobsSubmitted'>;
   /** Where callbacks may go (CALLBACK_HOSTS); none when absent. */
   callbackHosts?: CallbackHosts;
-  /** MAX_ACTIVE_JOBS_PER_OWNER; 0 or absent: no limit. */
+  /** MAX_ACTIVE_JOBS_PER_OWNER; 0 or absent: no limit (429 TOO_MANY_ACTIVE_JOBS past it). */
   maxActiveJobs?: number;
 }
-
-/** How long a client turned away for too many active jobs is asked to wait before trying again. */
-const ACTIVE_RETRY_AFTER_SECONDS = 10;
 
 export interface Submitted {
   job: Job;
@@ -57,22 +53,8 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, own
     logger.warn({ err, file }, 'could not check the file at submission; accepting the job');
   });
 
-  const id = randomUUID();
-  const held = await admit(deps, owner, id);
-  // A place admit reserved for a job that was not made, or was taken back, is given back at once.
-  const giveBack = async () => {
-    if (held) { await store.unadmit(owner, id).catch((err: unknown) => logger.warn({ err, jobId: id }, 'could not give back an active-job place')); }
-  };
-  let recorded;
-  try {
-    recorded = await store.create({ id, owner, file, options, callbackUrl }, idempotencyKey);
-  } catch (err) {
-    await giveBack();
-    throw err;
-  }
-  const { job, message, created } = recorded;
+  const { job, message, created } = await store.create({ owner, file, options, callbackUrl, activeLimit: deps.maxActiveJobs }, idempotencyKey);
   if (!created) {
-    await giveBack();
     if (job.file !== file || JSON.stringify(job.options) !== JSON.stringify(options) || job.callback?.url !== callbackUrl) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', { status: 422 });
     }
@@ -82,29 +64,13 @@ export async function submitJob(deps: SubmitDeps, submission: JobSubmission, own
   try {
     await publishRecorded(deps, message, log);
   } catch (err) {
-    if (await store.discard(job.id, idempotencyKey, owner).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'))) {
-      await giveBack();
-    }
+    // Taking the record back also gives back its place among the owner's active jobs.
+    await store.discard(job.id, idempotencyKey, owner).catch((e: unknown) => log.error({ err: e }, 'discard failed; the sweeper will publish it'));
     throw err;
   }
   deps.metrics?.jobsSubmitted.inc();
   log.info({ file, options: job.options, callback: callbackUrl !== undefined }, 'job accepted');
   return { job, replayed: false };
-}
-
-/** Reserves a place among the owner's active jobs for job id (false: no limit to count against); 429 TOO_MANY_ACTIVE_JOBS when full. */
-async function admit(deps: SubmitDeps, owner: string, id: string): Promise<boolean> {
-  const limit = deps.maxActiveJobs ?? 0;
-  if (limit === 0) { return false; }
-  const { admitted } = await deps.store.admit(owner, id, limit);
-  if (!admitted) {
-    throw new AppError(
-      'TOO_MANY_ACTIVE_JOBS',
-      `${owner} already has ${limit} jobs queued or running, the most allowed (MAX_ACTIVE_JOBS_PER_OWNER); try again when some finish`,
-      { status: 429, retryAfter: ACTIVE_RETRY_AFTER_SECONDS },
-    );
-  }
-  return true;
 }
 
 /**
@@ -114,7 +80,8 @@ async function admit(deps: SubmitDeps, owner: string, id: string): Promise<boole
  */
 export async function publishRecorded(deps: Pick<SubmitDeps, 'store' | 'broker'>, message: JobMessage, log: Logger): Promise<void> {
   await deps.broker.publish(message);
-  await deps.store.markPublished(message.id).catch((err: unknown) => log.warn({ err }, 'could not clear the outbox entry'));
+  // Not awaited: the job is accepted once the broker confirmed it, and the entry is only a hint to the sweeper.
+  void deps.store.markPublished(message.id).catch((err: unknown) => log.warn({ err }, 'could not clear the outbox entry'));
 }
 
 /** The job's options as stored: absent ones (detect the delimiter, a header row) are left out. */

@@ -30,7 +30,7 @@ import { LOCAL_OWNER } from './tokens';
  *   progress   stream, short: `{id, owner, progress}` each time a running job's progress changes
  *   callbacks  zset id → due ms: final jobs whose callback is still to be delivered (or a delivery's lease)
  *   epoch      the Redis epoch (see epoch.ts); each job's hash keeps the one it was recorded under
- *   active:{owner}  zset id → admitted ms: an owner's places under MAX_ACTIVE_JOBS_PER_OWNER (see admit)
+ *   active:{owner}  zset id → admitted ms: an owner's places under MAX_ACTIVE_JOBS_PER_OWNER (see ADMIT_LUA)
  * Every state change is one Lua script, so a stale executor (older attempt) can never overwrite a newer one;
  * the script also appends the change to the events stream, so an event is never lost nor ahead of its change.
  */
@@ -47,19 +47,48 @@ const dueCallback = (callbacks: number, now: number) =>
   `local due = redis.call('HEXISTS', KEYS[1], 'callbackUrl') == 1
       if due then redis.call('ZADD', KEYS[${callbacks}], ARGV[${now}], ARGV[1]) end`;
 
+/**
+ * Lua: reserves a place for job `id` in an owner's active set (zset id → admitted ms) under `limit`:
+ * returns the count with it, or -count when full (nothing changed). Counted from the set alone until
+ * it is full; only then are the jobs that ended (or whose record is gone, or never came after
+ * `grace` ms) swept out of it, so a submission costs O(1) until an owner nears the limit.
+ */
+const ADMIT_LUA = `
+  local function admit(active, id, now, limit, jobPrefix, grace, ttl)
+    local n = redis.call('ZCARD', active)
+    if n >= limit then
+      local members = redis.call('ZRANGE', active, 0, -1, 'WITHSCORES')
+      for i = 1, #members, 2 do
+        local status = redis.call('HGET', jobPrefix .. members[i], 'status')
+        local stale = (not status) and tonumber(members[i + 1]) < now - grace
+        if stale or (status and (${LUA_FINAL})) then redis.call('ZREM', active, members[i]) end
+      end
+      n = redis.call('ZCARD', active)
+      if n >= limit then return -n end
+    end
+    redis.call('ZADD', active, now, id)
+    redis.call('EXPIRE', active, ttl)
+    return n + 1
+  end`;
+
 /** Progress events are for watching live, not for resuming: a short stream is enough. */
 const PROGRESS_HISTORY = 1000;
 
 const SCRIPTS = {
   create: {
-    keys: 8, // job, jobs, queued, outbox, seq, idem, events, epoch
+    keys: 9, // job, jobs, queued, outbox, seq, idem, events, epoch, the owner's active set
     lua: `
+      ${ADMIT_LUA}
       if ARGV[7] == '1' then
         local existing = redis.call('GET', KEYS[6])
         if existing then
           local record = redis.call('HGETALL', (KEYS[1]:gsub('[^:]+$', existing)))
           if #record > 0 then return {0, existing, record} end
         end
+      end
+      if ARGV[13] ~= '0' then
+        local n = admit(KEYS[9], ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[13]), (KEYS[1]:gsub('[^:]+$', '')), tonumber(ARGV[14]), ARGV[6])
+        if n < 0 then return {2, ARGV[1], -n} end
       end
       ${ensureEpochLua(8, 10)}
       local seq = redis.call('INCR', KEYS[5])
@@ -77,27 +106,6 @@ const SCRIPTS = {
       end
       ${emit(7, 9)}
       return {1, ARGV[1], redis.call('HGETALL', KEYS[1])}`,
-  },
-  admit: {
-    keys: 1, // the owner's active set
-    // Counted from the set alone until it is full; only then are the jobs that ended (or whose record is
-    // gone, or never came after grace ms) swept out of it, so a submission costs O(1) until an owner nears the limit.
-    lua: `
-      local limit = tonumber(ARGV[3])
-      local n = redis.call('ZCARD', KEYS[1])
-      if n >= limit then
-        local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-        for i = 1, #members, 2 do
-          local status = redis.call('HGET', ARGV[4] .. members[i], 'status')
-          local stale = (not status) and tonumber(members[i + 1]) < tonumber(ARGV[2]) - tonumber(ARGV[5])
-          if stale or (status and (${LUA_FINAL})) then redis.call('ZREM', KEYS[1], members[i]) end
-        end
-        n = redis.call('ZCARD', KEYS[1])
-        if n >= limit then return {0, n} end
-      end
-      redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-      redis.call('EXPIRE', KEYS[1], ARGV[6])
-      return {1, n + 1}`,
   },
   restore: {
     keys: 8, // job, jobs, queued, running, seq, idem, events, epoch
@@ -128,7 +136,7 @@ const SCRIPTS = {
       return 'restored'`,
   },
   discard: {
-    keys: 6, // job, jobs, queued, outbox, idem, events
+    keys: 7, // job, jobs, queued, outbox, idem, events, the owner's active set
     lua: `
       if redis.call('HGET', KEYS[1], 'status') ~= 'queued' or redis.call('HGET', KEYS[1], 'attempts') ~= '0' then
         return 0
@@ -138,6 +146,7 @@ const SCRIPTS = {
       redis.call('ZREM', KEYS[2], ARGV[1])
       redis.call('ZREM', KEYS[3], ARGV[1])
       redis.call('ZREM', KEYS[4], ARGV[1])
+      redis.call('ZREM', KEYS[7], ARGV[1])
       if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
       redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[1], 'gone', '1', 'owner', owner)
       return 1`,
@@ -277,6 +286,17 @@ export type ClaimOutcome =
   | { kind: 'finished'; status: JobStatus }
   | { kind: 'missing' };
 
+/** How long a client turned away for too many active jobs is asked to wait before trying again. */
+const ACTIVE_RETRY_AFTER_SECONDS = 10;
+
+function tooManyActiveJobs(owner: string, limit: number): AppError {
+  return new AppError(
+    'TOO_MANY_ACTIVE_JOBS',
+    `${owner} already has ${limit} jobs queued or running, the most allowed (MAX_ACTIVE_JOBS_PER_OWNER); try again when some finish`,
+    { status: 429, retryAfter: ACTIVE_RETRY_AFTER_SECONDS },
+  );
+}
+
 /** A queue message that carries enough to record its job again, and the epoch it was made under. */
 export type DurableCopy = JobMessage & { createdAt: string; epoch: string };
 
@@ -291,12 +311,18 @@ export type RestoreOutcome = 'restored' | 'exists' | 'same-epoch';
 export interface NewJob {
   /** The submitting token's name; the local owner when absent. */
   owner?: string;
-  /** The id reserved by admit; a new one when absent. */
+  /** A new one when absent. */
   id?: string;
   file: string;
   options: Job['options'];
   /** The webhook to call once the job is final. */
   callbackUrl?: string;
+  /**
+   * MAX_ACTIVE_JOBS_PER_OWNER; 0 or absent: no limit. The job takes a place among its owner's active
+   * (queued or running) jobs in the script that records it, atomically across API processes; a place
+   * is freed once its job is final or its record gone.
+   */
+  activeLimit?: number;
 }
 
 /** What a lease renewal writes: the lease is extended, the progress recorded. */
@@ -393,7 +419,7 @@ function parseJson(raw: string | undefined): unknown {
   return raw === undefined || raw === '' ? undefined : JSON.parse(raw);
 }
 
-/** How long a place admit reserved counts without its job's record: the time create takes, with room to spare. */
+/** How long a place in an owner's active set counts without its job's record (a place left by a crash mid-submission). */
 const ADMIT_GRACE_MS = 60_000;
 
 const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
@@ -499,6 +525,7 @@ export class JobStore {
         this.idemKey(owner, idempotencyKey),
         this.streams.events,
         epochKey(this.prefix),
+        this.activeKey(owner),
       ],
       [
         id,
@@ -513,8 +540,11 @@ export class JobStore {
         randomUUID(),
         idempotencyKey ?? '',
         owner,
+        job.activeLimit ?? 0,
+        ADMIT_GRACE_MS,
       ],
-    )) as [number, string, string[]];
+    )) as [number, string, string[] | number];
+    if (typeof record === 'number') { throw tooManyActiveJobs(owner, job.activeLimit ?? 0); }
     // The script returns the record it wrote (or found): no second round trip to read it.
     const stored = toCopy(fieldsOf(record));
     if (!stored) { throw new AppError('STORE_UNAVAILABLE', `job ${jobId} vanished while being created`, { status: 503 }); }
@@ -560,26 +590,6 @@ export class JobStore {
     )) as RestoreOutcome;
   }
 
-  /**
-   * Reserves a place for job `id` among the owner's active (queued or running) jobs, atomically across
-   * API processes: true when it fits under `limit`, false (nothing changed) when the owner already has
-   * that many. A place is freed once its job is final or its record gone, and a reservation whose job
-   * was never recorded after ADMIT_GRACE_MS.
-   */
-  async admit(owner: string, id: string, limit: number): Promise<{ admitted: boolean; active: number }> {
-    const [admitted, active] = (await this.run(
-      'admit',
-      [this.activeKey(owner)],
-      [id, this.now(), limit, this.key('job', ''), ADMIT_GRACE_MS, this.options.ttlSeconds],
-    )) as [number, number];
-    return { admitted: admitted === 1, active };
-  }
-
-  /** Gives back a place admit reserved for a job that was not created (an idempotent replay, a refusal). */
-  async unadmit(owner: string, id: string): Promise<void> {
-    await this.redis.zrem(this.activeKey(owner), id);
-  }
-
   private activeKey(owner: string): string {
     return this.key('active', owner);
   }
@@ -588,7 +598,7 @@ export class JobStore {
   async discard(id: string, idempotencyKey?: string, owner = LOCAL_OWNER): Promise<boolean> {
     const n = await this.run(
       'discard',
-      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.idemKey(owner, idempotencyKey), this.streams.events],
+      [this.jobKey(id), this.key('jobs'), this.key('queued'), this.key('outbox'), this.idemKey(owner, idempotencyKey), this.streams.events, this.activeKey(owner)],
       [id, this.history],
     );
     return n === 1;

@@ -11,13 +11,15 @@ describe('JobStore against the real Redis', () => {
   let redis: Redis;
   let store: JobStore;
   let clock: number;
+  let prefix: string;
 
   beforeAll(async () => {
     redis = new Redis((await serviceUrls()).redisUrl);
   });
   beforeEach(() => {
     clock = Date.now();
-    store = new JobStore(redis, { prefix: `test-store-${randomUUID().slice(0, 8)}`, ttlSeconds: 60, leaseMs: 1000, now: () => clock });
+    prefix = `test-store-${randomUUID().slice(0, 8)}`;
+    store = new JobStore(redis, { prefix, ttlSeconds: 60, leaseMs: 1000, now: () => clock });
   });
   afterEach(() => store.destroy());
   afterAll(() => redis.quit());
@@ -95,6 +97,29 @@ describe('JobStore against the real Redis', () => {
     expect(await store.unpublished(0)).toEqual([]);
     // The key is free again: a retry after the 503 makes a new job.
     expect((await store.create({ file: 'b.csv', options }, 'k')).created).toBe(true);
+  });
+
+  it('takes a place among the owner\'s active jobs in the script that records the job, and gives it back on discard', async () => {
+    const limited = { options, owner: 'ann', activeLimit: 2 };
+    const a = (await store.create({ file: 'a.csv', ...limited }, 'ka')).job;
+    // A replay of an Idempotency-Key takes no second place.
+    expect((await store.create({ file: 'a.csv', ...limited }, 'ka')).created).toBe(false);
+    const b = (await store.create({ file: 'b.csv', ...limited })).job;
+    const jobsBefore = await redis.zcard(`${prefix}:jobs`);
+    await expect(store.create({ file: 'c.csv', ...limited })).rejects.toMatchObject({ code: 'TOO_MANY_ACTIVE_JOBS', status: 429, retryAfter: 10 });
+    // Refused: nothing was recorded.
+    expect(await redis.zcard(`${prefix}:jobs`)).toBe(jobsBefore);
+    // Another owner has places of its own.
+    expect((await store.create({ file: 'c.csv', options, owner: 'bob', activeLimit: 2 })).created).toBe(true);
+
+    // A job taken back (its publication failed) frees its place at once.
+    expect(await store.discard(b.id, undefined, 'ann')).toBe(true);
+    const c = (await store.create({ file: 'c.csv', ...limited })).job;
+    await expect(store.create({ file: 'd.csv', ...limited })).rejects.toMatchObject({ code: 'TOO_MANY_ACTIVE_JOBS' });
+    // A finished job's place is swept out when the set is full.
+    await store.claim(a.id);
+    await store.finish(a.id, 1, { result });
+    expect((await store.create({ file: 'd.csv', ...limited })).job.id).not.toBe(c.id);
   });
 
   it('appends every state change to the events stream in the script that makes it, and progress to its own stream', async () => {
