@@ -39,10 +39,13 @@ export class LocalStorage implements Storage {
 
   async stat(loc: Location): Promise<ObjectInfo> {
     const rel = localPath(loc);
-    const real = await this.resolveExisting(rel);
-    const st = await fs.promises.stat(real).catch((err: unknown) => {
-      throw mapLocalError(err, rel);
-    });
+    // The stat through the name follows the same links as the real path, so the two run at once; the
+    // stat is the answer only once the real path is known to be under DATA_DIR.
+    const [, st] = await Promise.all([this.resolveExisting(rel), this.realRoot().then((root) => fs.promises.stat(path.join(root, rel)))]).catch(
+      (err: unknown) => {
+        throw mapLocalError(err, rel);
+      },
+    );
     if (st.isDirectory()) { throw isDirectory(rel); }
     return { size: st.size, modified: st.mtime };
   }
