@@ -205,6 +205,17 @@ describe('DurableFolder (the local archive\'s writer)', () => {
     names.forEach((n, i) => expect(fs.readFileSync(path.join(dir, n), 'utf8')).toBe(`{"n":${i}}\n`));
   });
 
+  it('fails only the document that could not be put in place; the rest of its batch is written', async () => {
+    const { dir, writer } = folder();
+    fs.mkdirSync(path.join(dir, 'taken.json'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'taken.json', 'inside'), 'a folder is not replaced by a rename');
+    const results = await Promise.allSettled(['a.json', 'taken.json', 'b.json'].map((n) => writer.write(n, Buffer.from(`"${n}"`))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
+    expect(fs.readdirSync(dir).sort()).toEqual(['a.json', 'b.json', 'taken.json']);
+    expect(fs.readFileSync(path.join(dir, 'b.json'), 'utf8')).toBe('"b.json"');
+  });
+
   it('says why it could not make its folder, and makes it on the next write', async () => {
     const { dir, writer } = folder();
     fs.writeFileSync(dir, 'a file where the folder should be');
