@@ -22,6 +22,7 @@ export async function sumLocation(loc: Location, options: JobOptions, deps: Comp
   try {
     return await sumObject(object, { ...options, ...deps.limits, threads: deps.threads, signal, onProgress, onRetry, workerEntry: deps.workerEntry });
   } finally {
-    await object.close();
+    // The result does not wait for the file to close.
+    void object.close().catch(() => undefined);
   }
 }
