@@ -50,18 +50,18 @@ const dueCallback = (callbacks: number, now: number) =>
 /**
  * Lua: reserves a place for job `id` in an owner's active set (zset id → admitted ms) under `limit`:
  * returns the count with it, or -count when full (nothing changed). Counted from the set alone until
- * it is full; only then are the jobs that ended (or whose record is gone, or never came after
- * `grace` ms) swept out of it, so a submission costs O(1) until an owner nears the limit.
+ * it is full; only then are the jobs that ended (or whose record is gone) swept out of it, so a
+ * submission costs O(1) until an owner nears the limit. The place is taken in the script that records
+ * the job, so a place never waits for its record.
  */
 const ADMIT_LUA = `
-  local function admit(active, id, now, limit, jobPrefix, grace, ttl)
+  local function admit(active, id, now, limit, jobPrefix, ttl)
     local n = redis.call('ZCARD', active)
     if n >= limit then
       local members = redis.call('ZRANGE', active, 0, -1, 'WITHSCORES')
       for i = 1, #members, 2 do
         local status = redis.call('HGET', jobPrefix .. members[i], 'status')
-        local stale = (not status) and tonumber(members[i + 1]) < now - grace
-        if stale or (status and (${LUA_FINAL})) then redis.call('ZREM', active, members[i]) end
+        if (not status) or ${LUA_FINAL} then redis.call('ZREM', active, members[i]) end
       end
       n = redis.call('ZCARD', active)
       if n >= limit then return -n end
@@ -87,7 +87,7 @@ const SCRIPTS = {
         end
       end
       if ARGV[13] ~= '0' then
-        local n = admit(KEYS[9], ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[13]), (KEYS[1]:gsub('[^:]+$', '')), tonumber(ARGV[14]), ARGV[6])
+        local n = admit(KEYS[9], ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[13]), (KEYS[1]:gsub('[^:]+$', '')), ARGV[6])
         if n < 0 then return {2, ARGV[1], -n} end
       end
       ${ensureEpochLua(8, 10)}
@@ -419,9 +419,6 @@ function parseJson(raw: string | undefined): unknown {
   return raw === undefined || raw === '' ? undefined : JSON.parse(raw);
 }
 
-/** How long a place in an owner's active set counts without its job's record (a place left by a crash mid-submission). */
-const ADMIT_GRACE_MS = 60_000;
-
 const NO_PROGRESS: Progress = { bytesRead: 0, bytesTotal: 0, rows: 0 };
 const DEFAULT_EVENT_HISTORY = 10_000;
 
@@ -541,7 +538,6 @@ export class JobStore {
         idempotencyKey ?? '',
         owner,
         job.activeLimit ?? 0,
-        ADMIT_GRACE_MS,
       ],
     )) as [number, string, string[] | number];
     if (typeof record === 'number') { throw tooManyActiveJobs(owner, job.activeLimit ?? 0); }
