@@ -9,19 +9,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Queue, QueueEvents, Worker, type JobState } from 'bullmq';
-
-const env = (name: string): string => {
-  const v = process.env[name];
-  if (v === undefined || v === '') { throw new Error(`${name} is not set`); }
-  return v;
-};
+import { countLines, env, log, readBody, send } from './child';
 
 const connection = { url: env('REDIS_URL') };
 const prefix = env('ANCHOR_PREFIX');
 const dataDir = env('DATA_DIR');
 const QUEUE = 'jobs';
-
-const log = (msg: string, fields: object = {}) => process.stdout.write(`${JSON.stringify({ time: Date.now(), msg, ...fields })}\n`);
 
 // BullMQ's states in decisum's words, so one poller serves both.
 const STATUS: Record<JobState | 'unknown', string> = {
@@ -34,23 +27,6 @@ const STATUS: Record<JobState | 'unknown', string> = {
   delayed: 'queued',
   unknown: 'unknown',
 };
-
-function countLines(buf: Buffer): number {
-  let n = 0;
-  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) { n++; }
-  return n;
-}
-
-function send(res: http.ServerResponse, status: number, body: object): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
-}
-
-async function readBody(req: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) { chunks.push(c as Buffer); }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 async function main(): Promise<void> {
   const queue = new Queue(QUEUE, { connection, prefix });

@@ -20,12 +20,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
-
-const env = (name: string): string => {
-  const v = process.env[name];
-  if (v === undefined || v === '') { throw new Error(`${name} is not set`); }
-  return v;
-};
+import { countLines, env, log, readBody, send } from './child';
 
 /** The floor's queue under a prefix; its Redis keys are `${prefix}:…`. */
 export const floorQueue = (prefix: string) => `${prefix}.jobs`;
@@ -44,8 +39,6 @@ const names = (prefix: string): Names => ({
   done: `${prefix}:done`,
   job: (id) => `${prefix}:job:${id}`,
 });
-
-const log = (msg: string, fields: object = {}) => process.stdout.write(`${JSON.stringify({ time: Date.now(), msg, ...fields })}\n`);
 
 const CREATE = `redis.call('HSET', KEYS[1], 'status', 'queued', 'file', ARGV[1], 'createdAt', ARGV[2]) redis.call('INCR', KEYS[2]) return 1`;
 const CLAIM = `if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[1]) return 1`;
@@ -66,17 +59,6 @@ type Scripts = Redis & {
   floorClaim(job: string, at: string): Promise<number>;
   floorFinish(job: string, active: string, done: string, result: string, at: string, id: string): Promise<number>;
 };
-
-function send(res: http.ServerResponse, status: number, body: object): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
-}
-
-async function readBody(req: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) { chunks.push(c as Buffer); }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 async function api(connection: amqp.ChannelModel, n: Names): Promise<() => Promise<void>> {
   const redis = redisClient() as Scripts;
@@ -140,12 +122,6 @@ async function api(connection: amqp.ChannelModel, n: Names): Promise<() => Promi
     subscriber.disconnect();
     await channel.close();
   };
-}
-
-function countLines(buf: Buffer): number {
-  let n = 0;
-  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) { n++; }
-  return n;
 }
 
 async function worker(connection: amqp.ChannelModel, n: Names): Promise<() => Promise<void>> {
