@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { createLogger, createRedis, topologyFor } from '@decisum/shared';
 import { connectAny, deleteTopology } from '../../test/support/amqp';
 import { SAMPLE, SAMPLE_ROWS, SAMPLE_SUMS } from '../../test/support/sample';
+import { countLines } from './child';
 import { floorQueue } from './floor';
 import { NodeProcess } from './procs';
 
@@ -83,6 +84,11 @@ interface Workspace {
   logDir: string;
   processes: NodeProcess[];
   redis: Redis;
+  /**
+   * Starts a server process of the system, counted and stopped with it: its profile and log are
+   * named `label`, `ts` runs a TypeScript script through ts-node.
+   */
+  start: (p: { name: string; label: string; script: string; env: Record<string, string>; readyMsg: string; ts?: boolean }) => Promise<NodeProcess>;
 }
 
 /**
@@ -97,11 +103,26 @@ function workspace(
   register: (cleanup: () => Promise<void>) => void,
   removeQueues?: () => Promise<void>,
 ): Workspace & { cleanup: () => Promise<void> } {
+  const logDir = o.profileDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-svcbench-logs-'));
+  const processes: NodeProcess[] = [];
   const ws: Workspace = {
     dir: dataDir(),
-    logDir: o.profileDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'decisum-svcbench-logs-')),
-    processes: [],
+    logDir,
+    processes,
     redis: createRedis(servers.redisUrl, createLogger('svcbench', 'silent')),
+    start: async (p) => {
+      const proc = await NodeProcess.start({
+        name: p.name,
+        script: p.script,
+        execArgv: [...profileArgs(o.profileDir, p.label), ...(o.nodeArgs ?? []), ...(p.ts ? ['-r', 'ts-node/register/transpile-only'] : [])],
+        env: p.env,
+        cwd: ROOT,
+        logFile: path.join(logDir, `${p.label}.log`),
+        readyMsg: p.readyMsg,
+      });
+      processes.push(proc);
+      return proc;
+    },
   };
   let done: Promise<void> | undefined;
   const cleanup = () =>
@@ -126,7 +147,7 @@ function workspace(
  */
 export async function startDecisum(servers: Servers, o: SystemOptions, register: (cleanup: () => Promise<void>) => void): Promise<System> {
   const prefix = `svcbench-${randomUUID().slice(0, 8)}`;
-  const { dir, logDir, processes, redis, cleanup } = workspace(servers, prefix, o, register, () =>
+  const { dir, processes, redis, cleanup, start: startProcess } = workspace(servers, prefix, o, register, () =>
     deleteTopology(servers.amqpUrl, topologyFor(prefix, 1)),
   );
 
@@ -142,17 +163,12 @@ export async function startDecisum(servers: Servers, o: SystemOptions, register:
     ...(o.executorPrefetch === undefined ? {} : { EXECUTOR_PREFETCH: String(o.executorPrefetch) }),
   };
   const start = (kind: 'api' | 'executor', name: string) =>
-    NodeProcess.start({
+    startProcess({
       name,
+      label: `decisum-${name}`,
       script: path.join(ROOT, kind, 'dist', 'main.js'),
-      execArgv: [...profileArgs(o.profileDir, `decisum-${name}`), ...(o.nodeArgs ?? [])],
       env,
-      cwd: ROOT,
-      logFile: path.join(logDir, `decisum-${name}.log`),
       readyMsg: kind === 'api' ? 'api listening' : 'executor ready',
-    }).then((p) => {
-      processes.push(p);
-      return p;
     });
   const apis: NodeProcess[] = [];
   for (let i = 1; i <= o.apis; i++) { apis.push(await start('api', `api${i}`)); }
@@ -185,19 +201,17 @@ export async function startDecisum(servers: Servers, o: SystemOptions, register:
 /** The BullMQ anchor: one process, a node:http server and a worker with concurrency 8. */
 export async function startAnchor(servers: Servers, o: SystemOptions, register: (cleanup: () => Promise<void>) => void): Promise<System> {
   const prefix = `svcbench-bull-${randomUUID().slice(0, 8)}`;
-  const { dir, logDir, processes, redis, cleanup } = workspace(servers, prefix, o, register);
+  const { dir, processes, redis, cleanup, start } = workspace(servers, prefix, o, register);
 
-  const anchor = await NodeProcess.start({
+  const anchor = await start({
     name: 'anchor',
+    label: 'bullmq-anchor',
     script: path.join(__dirname, 'anchor.ts'),
-    execArgv: [...profileArgs(o.profileDir, 'bullmq-anchor'), ...(o.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only'],
+    ts: true,
     env: { NODE_ENV: 'production', REDIS_URL: servers.redisUrl, ANCHOR_PREFIX: prefix, DATA_DIR: dir, PORT: '0', ANCHOR_CONCURRENCY: '8' },
-    cwd: ROOT,
-    logFile: path.join(logDir, 'bullmq-anchor.log'),
     readyMsg: 'anchor listening',
   });
-  processes.push(anchor);
-  const lines = fs.readFileSync(SAMPLE).reduce((n, b) => n + (b === 10 ? 1 : 0), 0);
+  const lines = countLines(fs.readFileSync(SAMPLE));
   const { version } = JSON.parse(fs.readFileSync(require.resolve('bullmq/package.json'), 'utf8')) as { version: string };
 
   return {
@@ -226,7 +240,7 @@ export async function startAnchor(servers: Servers, o: SystemOptions, register: 
  */
 export async function startFloor(servers: Servers, o: SystemOptions, register: (cleanup: () => Promise<void>) => void): Promise<System> {
   const prefix = `svcbench-floor-${randomUUID().slice(0, 8)}`;
-  const { dir, logDir, processes, redis, cleanup } = workspace(servers, prefix, o, register, async () => {
+  const { dir, processes, redis, cleanup, start: startProcess } = workspace(servers, prefix, o, register, async () => {
     const conn = await connectAny(servers.amqpUrl);
     try {
       const ch = await conn.createChannel();
@@ -238,21 +252,17 @@ export async function startFloor(servers: Servers, o: SystemOptions, register: (
   });
   const env = { NODE_ENV: 'production', REDIS_URL: servers.redisUrl, AMQP_URL: servers.amqpUrl, FLOOR_PREFIX: prefix, DATA_DIR: dir, PORT: '0' };
   const start = (role: 'api' | 'worker') =>
-    NodeProcess.start({
+    startProcess({
       name: role,
+      label: `floor-${role}`,
       script: path.join(__dirname, 'floor.ts'),
-      execArgv: [...profileArgs(o.profileDir, `floor-${role}`), ...(o.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only'],
+      ts: true,
       env: { ...env, FLOOR_ROLE: role },
-      cwd: ROOT,
-      logFile: path.join(logDir, `floor-${role}.log`),
       readyMsg: role === 'api' ? 'floor listening' : 'floor worker ready',
-    }).then((p) => {
-      processes.push(p);
-      return p;
     });
   const api = await start('api');
   await start('worker');
-  const lines = fs.readFileSync(SAMPLE).reduce((n, b) => n + (b === 10 ? 1 : 0), 0);
+  const lines = countLines(fs.readFileSync(SAMPLE));
   return {
     name: 'floor',
     urls: [`http://127.0.0.1:${api.ready.port as number}`],
