@@ -182,9 +182,13 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-type WriteFailure = { message: string; code?: string } | null;
+/** A document's failure as the writer thread sends it (an Error does not cross with its code). */
+interface WriteFailure {
+  message: string;
+  code?: string;
+}
 
-function toError(f: { message: string; code?: string }): Error {
+function toError(f: WriteFailure): Error {
   return Object.assign(new Error(f.message), f.code === undefined ? {} : { code: f.code });
 }
 
@@ -193,8 +197,8 @@ function toError(f: { message: string; code?: string }): Error {
  * renamed into place, then the folder fsynced so the rename survives a power cut. The file calls run
  * synchronously on a thread of the folder's own, a batch at a time: documents that come while a
  * batch is written go in the next, whose one folder sync covers them all (a group commit). Through
- * the thread pool the same calls cost the executor about 0.5 ms of CPU a document, a quarter of a
- * small job (docs/PERF-JOBPATH.md).
+ * the thread pool the same calls cost the executor 0.3–0.6 ms more CPU a small job
+ * (docs/PERF-JOBPATH.md).
  */
 export class DurableFolder {
   private thread?: Worker;
@@ -227,10 +231,15 @@ export class DurableFolder {
   private writer(): Worker {
     if (this.thread) { return this.thread; }
     const thread = new Worker(WRITER_SOURCE, { eval: true });
-    thread.on('message', (errors: WriteFailure[]) => this.settle((d, i) => (errors[i] ? d.reject(toError(errors[i])) : d.resolve())));
-    // A thread that failed (it should not) fails its batch; the next batch starts a new one.
+    thread.on('message', (errors: (WriteFailure | null)[]) => this.settle((d, i) => {
+      const failed = errors[i];
+      if (failed) { d.reject(toError(failed)); } else { d.resolve(); }
+    }));
+    // A thread that failed (it should not) fails its batch; the next batch starts a new one. Its
+    // 'exit' after an 'error' finds it replaced and leaves the new thread's batch alone.
     const lost = (err: Error) => {
-      if (this.thread === thread) { this.thread = undefined; }
+      if (this.thread !== thread) { return; }
+      this.thread = undefined;
       this.settle((d) => d.reject(err));
     };
     thread.on('error', lost);

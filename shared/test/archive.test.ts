@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
 import { createResultsArchive, DurableFolder, type ResultsArchive } from '../src/archive';
 import type { ResultsLocation } from '../src/config';
 import { AppError } from '../src/errors';
@@ -214,6 +215,19 @@ describe('DurableFolder (the local archive\'s writer)', () => {
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
     expect(fs.readdirSync(dir).sort()).toEqual(['a.json', 'b.json', 'taken.json']);
     expect(fs.readFileSync(path.join(dir, 'b.json'), 'utf8')).toBe('"b.json"');
+  });
+
+  it('fails the batch of a writer thread that dies, and writes the next batch on a new thread', async () => {
+    const { dir, writer } = folder();
+    await writer.write('first.json', Buffer.from('1'));
+    const thread = (writer as unknown as { thread: Worker }).thread;
+    // Large enough that its write and sync are still under way when the thread is stopped.
+    const inFlight = writer.write('lost.json', Buffer.alloc(64 * 1024 * 1024, 'x'));
+    await thread.terminate();
+    await expect(inFlight).rejects.toThrow(/writer thread exited/);
+    await writer.write('after.json', Buffer.from('3'));
+    expect((writer as unknown as { thread: Worker }).thread).not.toBe(thread);
+    expect(fs.readFileSync(path.join(dir, 'after.json'), 'utf8')).toBe('3');
   });
 
   it('says why it could not make its folder, and makes it on the next write', async () => {
