@@ -197,10 +197,11 @@ function table(rows: Figures[]): string {
     `| ${f.system} | ${fmt.rate(f.submittedPerSecond)} | ${fmt.rate(f.finishedPerSecond)} | ${fmt.ms(f.submitP50)} | ${fmt.ms(f.submitP99)} | ${fmt.ms(f.idleP50)} | ${fmt.ms(f.idleP99)} |`;
   const out = [head, '|---|---:|---:|---:|---:|---:|---:|', ...rows.map(line)];
   const b = rows.find((r) => r.system === 'BullMQ');
-  for (const d of b ? rows.filter((r) => r !== b) : []) {
-    const r = (k: keyof Figures) => fmt.ratio((d[k] as number) / (b![k] as number));
-    out.push(`| ${d.system} ÷ BullMQ | ${r('submittedPerSecond')} | ${r('finishedPerSecond')} | ${r('submitP50')} | ${r('submitP99')} | ${r('idleP50')} | ${r('idleP99')} |`);
-  }
+  const ratioRow = (d: Figures, base: Figures) => {
+    const r = (k: keyof Figures) => fmt.ratio((d[k] as number) / (base[k] as number));
+    return `| ${d.system} ÷ ${base.system} | ${r('submittedPerSecond')} | ${r('finishedPerSecond')} | ${r('submitP50')} | ${r('submitP99')} | ${r('idleP50')} | ${r('idleP99')} |`;
+  };
+  if (b) { out.push(...rows.filter((d) => d !== b).map((d) => ratioRow(d, b))); }
   return out.join('\n');
 }
 

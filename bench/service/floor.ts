@@ -76,17 +76,22 @@ async function api(connection: amqp.ChannelModel, n: Names): Promise<() => Promi
     });
 
   const answerJob = async (res: http.ServerResponse, id: string, waitSeconds?: number) => {
+    // A waiter is listening before the first read, so a finish between the two is not missed.
+    let timer: NodeJS.Timeout | undefined;
+    const woken =
+      waitSeconds === undefined
+        ? undefined
+        : new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, waitSeconds * 1000);
+            waiters.set(id, resolve);
+          });
     let job = await redis.hgetall(n.job(id));
-    if (waitSeconds !== undefined && job.status !== undefined && job.status !== 'succeeded') {
-      const woken = new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, waitSeconds * 1000);
-        waiters.set(id, () => { clearTimeout(timer); resolve(); });
-      });
-      job = await redis.hgetall(n.job(id));
-      if (job.status !== 'succeeded') { await woken; }
-      waiters.delete(id);
+    if (woken && job.status !== undefined && job.status !== 'succeeded') {
+      await woken;
       job = await redis.hgetall(n.job(id));
     }
+    clearTimeout(timer);
+    waiters.delete(id);
     if (job.status === undefined) { return send(res, 404, { error: 'no such job' }); }
     const iso = (ms?: string) => (ms === undefined ? undefined : new Date(Number(ms)).toISOString());
     send(res, 200, { id, status: job.status, createdAt: iso(job.createdAt), startedAt: iso(job.startedAt), finishedAt: iso(job.finishedAt) });
